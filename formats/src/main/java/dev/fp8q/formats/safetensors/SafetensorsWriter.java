@@ -1,0 +1,209 @@
+package dev.fp8q.formats.safetensors;
+
+import dev.fp8q.formats.FormatException;
+import dev.fp8q.formats.FormatException.Rule;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.atomic.AtomicLongArray;
+
+/**
+ * Streams a safetensors file whose bytes equal the reference writer's for the same tensors and metadata.
+ * The layout (order, offsets, header) is fixed up front, so tensors may be written in any order and from
+ * several threads at once; the file is written to a temporary sibling and renamed into place by
+ * {@link #commit()}. Closing without commit deletes the temporary file.
+ */
+public final class SafetensorsWriter implements AutoCloseable {
+
+    /** The reference order: dtype descending, then name by Unicode code point (UTF-8 byte order). */
+    public static final Comparator<TensorSpec> REFERENCE_ORDER = Comparator
+            .comparing(TensorSpec::dtype, Comparator.reverseOrder())
+            .thenComparing(TensorSpec::name, SafetensorsWriter::compareCodePoints);
+
+    private final Path target;
+    private final Path temp;
+    private final FileChannel channel;
+    private final List<TensorEntry> layout;
+    private final Map<String, Integer> index = new HashMap<>();
+    private final AtomicLongArray written;
+    private final long dataStart;
+    private boolean committed;
+
+    private SafetensorsWriter(Path target, Map<String, String> metadata, List<TensorEntry> layout)
+            throws IOException {
+        this.target = target;
+        this.layout = layout;
+        this.written = new AtomicLongArray(layout.size());
+        for (int i = 0; i < layout.size(); i++) {
+            index.put(layout.get(i).name(), i);
+        }
+        byte[] header = HeaderEncoder.encode(metadata, layout);
+        this.dataStart = 8 + header.length;
+        Path dir = target.toAbsolutePath().getParent();
+        this.temp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
+        try {
+            this.channel = FileChannel.open(temp, StandardOpenOption.WRITE);
+            ByteBuffer head = ByteBuffer.allocate(8 + header.length).order(ByteOrder.LITTLE_ENDIAN);
+            head.putLong(header.length).put(header).flip();
+            writeFully(channel, head, 0);
+        } catch (IOException | RuntimeException e) {
+            Files.deleteIfExists(temp);
+            throw e;
+        }
+    }
+
+    /**
+     * Starts a file. {@code metadata} may be null (no {@code __metadata__}); the reference writes map keys
+     * in hash order, so pass a sorted map when byte equality with it matters for more than one key.
+     */
+    public static SafetensorsWriter create(Path target, Map<String, String> metadata, List<TensorSpec> tensors)
+            throws FormatException {
+        List<TensorEntry> layout = layout(target, tensors);
+        try {
+            return new SafetensorsWriter(target, metadata, layout);
+        } catch (IOException e) {
+            throw new FormatException(Rule.IO, target, null, e.toString(), e);
+        }
+    }
+
+    /** The reference writer's layout of these tensors: order and offsets. */
+    public static List<TensorEntry> layout(Path target, List<TensorSpec> tensors) throws FormatException {
+        List<TensorSpec> sorted = new ArrayList<>(tensors);
+        sorted.sort(REFERENCE_ORDER);
+        Set<String> names = new HashSet<>();
+        List<TensorEntry> out = new ArrayList<>(sorted.size());
+        long offset = 0;
+        for (TensorSpec t : sorted) {
+            if (!names.add(t.name())) {
+                throw new FormatException(Rule.WRITE_INVALID, target, t.name(), "duplicate tensor name");
+            }
+            long bytes = byteSize(target, t);
+            out.add(new TensorEntry(t.name(), t.dtype(), t.shape(), offset, offset + bytes));
+            offset = Math.addExact(offset, bytes);
+        }
+        return out;
+    }
+
+    private static long byteSize(Path target, TensorSpec t) throws FormatException {
+        try {
+            long n = 1;
+            for (long d : t.shape()) {
+                if (d < 0) {
+                    throw new ArithmeticException("negative dimension");
+                }
+                n = Math.multiplyExact(n, d);
+            }
+            long bits = Math.multiplyExact(n, t.dtype().bits());
+            if (bits % 8 != 0) {
+                throw new FormatException(Rule.MISALIGNED_SUBBYTE, target, t.name(), t.dtype().name());
+            }
+            return bits / 8;
+        } catch (ArithmeticException e) {
+            throw new FormatException(Rule.VALIDATION_OVERFLOW, target, t.name(), e.getMessage());
+        }
+    }
+
+    static int compareCodePoints(String a, String b) {
+        int i = 0;
+        int j = 0;
+        while (i < a.length() && j < b.length()) {
+            int ca = a.codePointAt(i);
+            int cb = b.codePointAt(j);
+            if (ca != cb) {
+                return Integer.compare(ca, cb);
+            }
+            i += Character.charCount(ca);
+            j += Character.charCount(cb);
+        }
+        return Boolean.compare(i < a.length(), j < b.length());
+    }
+
+    /** Tensors in file order with their offsets. */
+    public List<TensorEntry> layout() {
+        return layout;
+    }
+
+    public long dataStart() {
+        return dataStart;
+    }
+
+    public long fileSize() {
+        return dataStart + (layout.isEmpty() ? 0 : layout.getLast().end());
+    }
+
+    public TensorEntry entry(String name) {
+        Integer i = index.get(name);
+        if (i == null) {
+            throw new IllegalArgumentException("no tensor '" + name + "' in this file's layout");
+        }
+        return layout.get(i);
+    }
+
+    /** Writes a whole tensor. Thread-safe; each tensor once. */
+    public void write(String name, MemorySegment bytes) throws IOException {
+        write(name, 0, bytes);
+    }
+
+    /** Writes part of a tensor starting {@code offset} bytes into it. Thread-safe. */
+    public void write(String name, long offset, MemorySegment bytes) throws IOException {
+        int i = index.getOrDefault(name, -1);
+        if (i < 0) {
+            throw new IllegalArgumentException("no tensor '" + name + "' in this file's layout");
+        }
+        TensorEntry t = layout.get(i);
+        if (offset < 0 || offset + bytes.byteSize() > t.byteSize()) {
+            throw new IllegalArgumentException("write past the end of tensor '" + name + "'");
+        }
+        long pos = dataStart + t.begin() + offset;
+        final long chunk = 1L << 30; // ByteBuffer views are limited to 2 GiB
+        for (long done = 0; done < bytes.byteSize(); done += chunk) {
+            long n = Math.min(chunk, bytes.byteSize() - done);
+            writeFully(channel, bytes.asSlice(done, n).asByteBuffer(), pos + done);
+        }
+        written.addAndGet(i, bytes.byteSize());
+    }
+
+    private static void writeFully(FileChannel ch, ByteBuffer buf, long position) throws IOException {
+        long p = position;
+        while (buf.hasRemaining()) {
+            p += ch.write(buf, p);
+        }
+    }
+
+    /** Checks every tensor was written in full, syncs, and renames the file into place. */
+    public void commit() throws IOException {
+        for (int i = 0; i < layout.size(); i++) {
+            if (written.get(i) != layout.get(i).byteSize()) {
+                throw new IOException(target + ": tensor '" + layout.get(i).name() + "' got " + written.get(i)
+                        + " of " + layout.get(i).byteSize() + " bytes");
+            }
+        }
+        channel.force(true);
+        channel.close();
+        Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        committed = true;
+    }
+
+    @Override
+    public void close() throws IOException {
+        if (channel.isOpen()) {
+            channel.close();
+        }
+        if (!committed) {
+            Files.deleteIfExists(temp);
+        }
+    }
+}
