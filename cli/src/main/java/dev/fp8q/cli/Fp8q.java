@@ -1,0 +1,80 @@
+package dev.fp8q.cli;
+
+import dev.fp8q.formats.FormatException;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.NoSuchFileException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** The fp8q command: subcommands, shared options, and one place that turns failures into exit codes. */
+@Command(name = "fp8q", mixinStandardHelpOptions = true, version = "fp8q 0.1.0",
+        description = "Turns BF16/F16/F32 transformer checkpoints into FP8 E4M3 checkpoints, verifies the error, reports memory.",
+        subcommands = {InspectCommand.class, TestdataCommand.class, CommandLine.HelpCommand.class})
+public final class Fp8q {
+
+    @Option(names = "--verbose", scope = CommandLine.ScopeType.INHERIT, description = "Stack traces on errors.")
+    boolean verbose;
+
+    /** The command line with its streams; tests call this in-process. */
+    public static CommandLine commandLine(PrintWriter out, PrintWriter err) {
+        CommandLine cl = new CommandLine(new Fp8q());
+        cl.setOut(out);
+        cl.setErr(err);
+        cl.setExecutionExceptionHandler(Fp8q::handle);
+        return cl;
+    }
+
+    public static int run(String[] args, PrintWriter out, PrintWriter err) {
+        int code = commandLine(out, err).execute(args);
+        out.flush();
+        err.flush();
+        return code;
+    }
+
+    public static int run(String[] args) {
+        return run(args, new PrintWriter(System.out, true, StandardCharsets.UTF_8),
+                new PrintWriter(System.err, true, StandardCharsets.UTF_8));
+    }
+
+    private static int handle(Exception e, CommandLine cl, CommandLine.ParseResult parsed) {
+        boolean verbose = parsed.hasMatchedOption("--verbose")
+                || parsed.subcommands().stream().anyMatch(p -> p.hasMatchedOption("--verbose"));
+        PrintWriter err = cl.getErr();
+        Throwable t = e instanceof UncheckedIOException u ? u.getCause() : e;
+        int code;
+        String message;
+        if (t instanceof FormatException f) {
+            code = ExitCodes.INPUT_ERROR;
+            message = f.getMessage();
+        } else if (t instanceof NoSuchFileException n) {
+            code = ExitCodes.INPUT_ERROR;
+            message = n.getFile() + ": no such file or folder";
+        } else if (t instanceof UsageException u) {
+            code = ExitCodes.INPUT_ERROR;
+            message = u.getMessage();
+        } else if (t instanceof IOException io) {
+            code = ExitCodes.INTERNAL_ERROR;
+            message = "I/O error: " + io.getMessage();
+        } else {
+            code = ExitCodes.INTERNAL_ERROR;
+            message = "internal error: " + t;
+        }
+        err.println("fp8q: error: " + message);
+        if (verbose) {
+            t.printStackTrace(err);
+        }
+        err.flush();
+        return code;
+    }
+
+    /** A bad argument found after parsing (exit 2, one line). */
+    public static final class UsageException extends RuntimeException {
+        public UsageException(String message) {
+            super(message);
+        }
+    }
+}

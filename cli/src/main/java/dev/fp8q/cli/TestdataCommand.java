@@ -1,0 +1,124 @@
+package dev.fp8q.cli;
+
+import dev.fp8q.formats.DType;
+import dev.fp8q.testdata.WanCheckpoints;
+import dev.fp8q.testdata.WanDims;
+import dev.fp8q.testdata.WanNaming;
+import dev.fp8q.testdata.WanVariant;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+/** fp8q testdata: deterministic synthetic checkpoints. */
+@Command(name = "testdata", mixinStandardHelpOptions = true, description = "Synthetic checkpoints for tests and benchmarks.",
+        subcommands = TestdataCommand.Make.class)
+final class TestdataCommand {
+
+    @Command(name = "make", mixinStandardHelpOptions = true,
+            description = "Write a deterministic Wan 2.2-shaped checkpoint (exact names; full or shrunk dims).")
+    static final class Make implements Callable<Integer> {
+
+        @Parameters(paramLabel = "OUT", description = "A .safetensors file, or a folder when sharded or --experts both")
+        Path out;
+
+        @Option(names = "--variant", defaultValue = "t2v-a14b",
+                description = "t2v-a14b, i2v-a14b, ti2v-5b, s2v-14b, animate-14b (default: ${DEFAULT-VALUE})")
+        String variant;
+
+        @Option(names = "--naming", defaultValue = "original", description = "original or diffusers (default: ${DEFAULT-VALUE})")
+        String naming;
+
+        @Option(names = "--size", defaultValue = "tiny", description = "tiny (dim 128, 2 blocks) or full (default: ${DEFAULT-VALUE})")
+        String size;
+
+        @Option(names = "--dim", description = "Override dim (a multiple of 128).")
+        Integer dim;
+
+        @Option(names = "--ffn", description = "Override the FFN width.")
+        Integer ffn;
+
+        @Option(names = "--layers", description = "Override the number of blocks.")
+        Integer layers;
+
+        @Option(names = "--dtype", defaultValue = "bf16", description = "bf16, f16 or f32 (default: ${DEFAULT-VALUE})")
+        String dtype;
+
+        @Option(names = "--shard-size", description = "Shard at this many bytes (e.g. 5GB, 64MiB), with an index.")
+        String shardSize;
+
+        @Option(names = "--experts", defaultValue = "one", description = "one, or both (two-expert variants: a release folder)")
+        String experts;
+
+        @Option(names = "--seed", defaultValue = "0")
+        long seed;
+
+        @Option(names = "--threads", description = "Worker threads (default: all cores).")
+        Integer threads;
+
+        @Option(names = "--force", description = "Replace OUT if it exists.")
+        boolean force;
+
+        @Spec
+        CommandSpec spec;
+
+        @Override
+        public Integer call() throws Exception {
+            WanVariant v;
+            try {
+                v = WanVariant.parse(variant);
+            } catch (IllegalArgumentException e) {
+                throw new Fp8q.UsageException(e.getMessage());
+            }
+            WanDims d = switch (size.toLowerCase(Locale.ROOT)) {
+                case "tiny" -> WanDims.tiny(v);
+                case "full" -> WanDims.full(v);
+                default -> throw new Fp8q.UsageException("--size must be tiny or full, not '" + size + "'");
+            };
+            if (dim != null || ffn != null) {
+                d = d.withDim(dim != null ? dim : d.dim(), ffn != null ? ffn : d.ffn());
+            }
+            if (layers != null) {
+                d = d.withLayers(layers);
+            }
+            DType dt = switch (dtype.toLowerCase(Locale.ROOT)) {
+                case "bf16" -> DType.BF16;
+                case "f16" -> DType.F16;
+                case "f32" -> DType.F32;
+                default -> throw new Fp8q.UsageException("--dtype must be bf16, f16 or f32, not '" + dtype + "'");
+            };
+            WanNaming n = switch (naming.toLowerCase(Locale.ROOT)) {
+                case "original" -> WanNaming.ORIGINAL;
+                case "diffusers" -> WanNaming.DIFFUSERS;
+                default -> throw new Fp8q.UsageException("--naming must be original or diffusers");
+            };
+            boolean both = switch (experts) {
+                case "one" -> false;
+                case "both" -> true;
+                default -> throw new Fp8q.UsageException("--experts must be one or both");
+            };
+            if (Files.exists(out) && !force) {
+                throw new Fp8q.UsageException(out + " exists (use --force to replace it)");
+            }
+            if (Files.exists(out) && force) {
+                Files.walk(out).sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            }
+            long shard = shardSize == null ? 0 : SizeParser.parse(shardSize);
+            int t = threads != null ? threads : Runtime.getRuntime().availableProcessors();
+            List<Path> files = WanCheckpoints.make(new WanCheckpoints.Request(v, n, d, dt, shard, both, seed, t), out);
+            long bytes = 0;
+            for (Path f : files) {
+                bytes += Files.size(f);
+            }
+            spec.commandLine().getOut().printf("wrote %d file(s), %s: %s %s naming, dim %d, %d blocks, %s%n", files.size(),
+                    Bytes.human(bytes), v.id, n.name().toLowerCase(Locale.ROOT), d.dim(), d.layers(), dt);
+            return ExitCodes.OK;
+        }
+    }
+}

@@ -1,0 +1,67 @@
+package dev.fp8q.converter.model;
+
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Detects the model family from tensor names and shapes, as ComfyUI's model detection does for Wan
+ * (FORMATS.md section 3): {@code head.modulation} (or diffusers' top-level {@code scale_shift_table}) means Wan;
+ * Animate and S2V by their own modules; otherwise the patch embedding's input channels tell T2V (16),
+ * I2V (36) and TI2V (48).
+ */
+public final class ModelDetector {
+
+    private static final Pattern BLOCK = Pattern.compile("^blocks\\.(\\d+)\\.");
+
+    private ModelDetector() {}
+
+    /** @param shapes tensor name to shape */
+    public static ModelInfo detect(Map<String, long[]> shapes) {
+        boolean original = shapes.containsKey("head.modulation");
+        boolean diffusers = shapes.containsKey("scale_shift_table") && shapes.containsKey("proj_out.weight");
+        if (original || diffusers) {
+            return wan(shapes, original ? "original" : "diffusers");
+        }
+        boolean llm = false;
+        boolean bert = false;
+        for (String name : shapes.keySet()) {
+            if (name.contains("attention.self.query.") || name.startsWith("embeddings.word_embeddings")
+                    || name.contains("embeddings.position_embeddings")) {
+                bert = true;
+            }
+            if (name.contains(".q_proj.") || name.contains("embed_tokens") || name.startsWith("lm_head")) {
+                llm = true;
+            }
+        }
+        return ModelInfo.generic(bert ? "bert" : llm ? "llm" : "unknown");
+    }
+
+    private static ModelInfo wan(Map<String, long[]> shapes, String naming) {
+        long[] mod = shapes.getOrDefault(naming.equals("original") ? "head.modulation" : "scale_shift_table", new long[] {0});
+        int dim = (int) mod[mod.length - 1];
+        int blocks = 0;
+        for (String name : shapes.keySet()) {
+            Matcher m = BLOCK.matcher(name);
+            if (m.find()) {
+                blocks = Math.max(blocks, Integer.parseInt(m.group(1)) + 1);
+            }
+        }
+        long[] ffn0 = shapes.get(naming.equals("original") ? "blocks.0.ffn.0.weight" : "blocks.0.ffn.net.0.proj.weight");
+        long[] patch = shapes.get("patch_embedding.weight");
+        int inDim = patch != null && patch.length > 1 ? (int) patch[1] : 0;
+        String variant;
+        if (shapes.containsKey("face_adapter.fuser_blocks.0.k_norm.weight")) {
+            variant = "animate";
+        } else if (shapes.containsKey("casual_audio_encoder.encoder.final_linear.weight")) {
+            variant = "s2v";
+        } else if (inDim == 48 || dim == 3072) {
+            variant = "ti2v";
+        } else if (inDim == 36) {
+            variant = "i2v";
+        } else {
+            variant = "t2v";
+        }
+        return new ModelInfo("wan", variant, naming, dim, blocks, ffn0 == null ? 0 : (int) ffn0[0], inDim);
+    }
+}
