@@ -1,5 +1,7 @@
 package dev.fp8q.cli;
 
+import dev.fp8q.converter.ConvertException;
+import dev.fp8q.converter.plan.PlanException;
 import dev.fp8q.formats.FormatException;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -13,7 +15,8 @@ import picocli.CommandLine.Option;
 /** The fp8q command: subcommands, shared options, and one place that turns failures into exit codes. */
 @Command(name = "fp8q", mixinStandardHelpOptions = true, version = "fp8q 0.1.0",
         description = "Turns BF16/F16/F32 transformer checkpoints into FP8 E4M3 checkpoints, verifies the error, reports memory.",
-        subcommands = {InspectCommand.class, TestdataCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {InspectCommand.class, PlanCommand.class, ConvertCommand.class, CheckCommand.class, ReportCommand.class,
+                TestdataCommand.class, CommandLine.HelpCommand.class})
 public final class Fp8q {
 
     @Option(names = "--verbose", scope = CommandLine.ScopeType.INHERIT, description = "Stack traces on errors.")
@@ -53,6 +56,9 @@ public final class Fp8q {
         } else if (t instanceof NoSuchFileException n) {
             code = ExitCodes.INPUT_ERROR;
             message = n.getFile() + ": no such file or folder";
+        } else if (t instanceof UsageException || t instanceof ConvertException || t instanceof PlanException) {
+            code = ExitCodes.INPUT_ERROR;
+            message = t.getMessage();
         } else if (t instanceof UsageException u) {
             code = ExitCodes.INPUT_ERROR;
             message = u.getMessage();

@@ -5,8 +5,10 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.fp8q.converter.model.ModelDetector;
+import dev.fp8q.converter.report.MemoryReport;
 import dev.fp8q.converter.model.ModelInfo;
 import dev.fp8q.formats.Checkpoint;
+import dev.fp8q.formats.Components;
 import dev.fp8q.formats.DType;
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -50,12 +52,12 @@ final class InspectCommand implements Callable<Integer> {
         ObjectNode root = JSON.createObjectNode();
         root.put("path", target.toString());
         ArrayNode comps = root.putArray("components");
-        for (Inputs.Component c : Inputs.components(target)) {
+        for (Components.Component c : Components.of(target)) {
             try (Checkpoint cp = Checkpoint.open(c.path())) {
                 comps.add(describe(c, cp, out));
             }
         }
-        List<Path> skipped = Inputs.unreadable(target);
+        List<Path> skipped = Components.unreadable(target);
         ArrayNode sk = root.putArray("not_read");
         skipped.forEach(p -> sk.add(p.getFileName().toString()));
         if (json) {
@@ -67,7 +69,7 @@ final class InspectCommand implements Callable<Integer> {
         return ExitCodes.OK;
     }
 
-    private ObjectNode describe(Inputs.Component c, Checkpoint cp, PrintWriter out) {
+    private ObjectNode describe(Components.Component c, Checkpoint cp, PrintWriter out) {
         Map<String, long[]> shapes = new LinkedHashMap<>();
         Map<DType, DTypeTotal> totals = new EnumMap<>(DType.class);
         long bytes = 0;
@@ -115,16 +117,16 @@ final class InspectCommand implements Callable<Integer> {
         return node;
     }
 
-    private void print(PrintWriter out, Inputs.Component c, Checkpoint cp, ModelInfo model,
+    private void print(PrintWriter out, Components.Component c, Checkpoint cp, ModelInfo model,
             Map<DType, DTypeTotal> totals, long bytes, long params) {
         String title = c.name().isEmpty() ? c.path().toString() : c.name() + " (" + c.path() + ")";
         out.println("== " + title);
         out.printf("files      %d%s%n", cp.shards().size(), cp.index().isPresent() ? " (sharded, with index)" : "");
         out.printf("model      %s%n", model.describe());
-        out.printf("tensors    %d, %,d parameters, %s%n", cp.size(), params, Bytes.human(bytes));
+        out.printf("tensors    %d, %,d parameters, %s%n", cp.size(), params, MemoryReport.human(bytes));
         out.println();
         out.printf("%-12s %8s %16s %12s%n", "dtype", "tensors", "parameters", "bytes");
-        totals.forEach((k, v) -> out.printf("%-12s %8d %,16d %12s%n", k, v.tensors, v.params, Bytes.human(v.bytes)));
+        totals.forEach((k, v) -> out.printf("%-12s %8d %,16d %12s%n", k, v.tensors, v.params, MemoryReport.human(v.bytes)));
         if (!summary) {
             int w = Math.max(20, cp.tensors().stream().mapToInt(t -> t.name().length()).max().orElse(20));
             out.println();
@@ -132,7 +134,7 @@ final class InspectCommand implements Callable<Integer> {
             out.printf("%-" + w + "s %-8s %-22s %12s%s%n", "tensor", "dtype", "shape", "bytes", many ? "  file" : "");
             for (Checkpoint.Tensor t : cp.tensors()) {
                 out.printf("%-" + w + "s %-8s %-22s %12s%s%n", t.name(), t.entry().dtype(), t.entry().shapeString(),
-                        Bytes.human(t.entry().byteSize()), many ? "  " + t.shard().path().getFileName() : "");
+                        MemoryReport.human(t.entry().byteSize()), many ? "  " + t.shard().path().getFileName() : "");
             }
         }
         out.println();

@@ -117,7 +117,7 @@ final class TestdataCommand {
                 bytes += Files.size(f);
             }
             spec.commandLine().getOut().printf("wrote %d file(s), %s: %s %s naming, dim %d, %d blocks, %s%n", files.size(),
-                    Bytes.human(bytes), v.id, n.name().toLowerCase(Locale.ROOT), d.dim(), d.layers(), dt);
+                    dev.fp8q.converter.report.MemoryReport.human(bytes), v.id, n.name().toLowerCase(Locale.ROOT), d.dim(), d.layers(), dt);
             return ExitCodes.OK;
         }
     }

@@ -33,6 +33,9 @@ public final class SafetensorsWriter implements AutoCloseable {
             .comparing(TensorSpec::dtype, Comparator.reverseOrder())
             .thenComparing(TensorSpec::name, SafetensorsWriter::compareCodePoints);
 
+    static final java.util.Set<java.nio.file.attribute.PosixFilePermission> FILE_PERMISSIONS =
+            java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--");
+
     private final Path target;
     private final Path temp;
     private final FileChannel channel;
@@ -193,6 +196,7 @@ public final class SafetensorsWriter implements AutoCloseable {
         }
         channel.force(true);
         channel.close();
+        Files.setPosixFilePermissions(temp, FILE_PERMISSIONS); // temp files are created owner-only
         Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         committed = true;
     }

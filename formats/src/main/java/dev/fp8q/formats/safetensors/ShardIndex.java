@@ -112,6 +112,7 @@ public record ShardIndex(Path file, long totalSize, Map<String, String> weightMa
         Path tmp = Files.createTempFile(file.toAbsolutePath().getParent(), "." + file.getFileName() + ".", ".tmp");
         try {
             Files.writeString(tmp, JSON.writeValueAsString(root) + "\n");
+            Files.setPosixFilePermissions(tmp, SafetensorsWriter.FILE_PERMISSIONS);
             Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } finally {
             Files.deleteIfExists(tmp);

@@ -1,0 +1,101 @@
+package dev.fp8q.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.fp8q.converter.model.ModelDetector;
+import dev.fp8q.converter.model.ModelInfo;
+import dev.fp8q.converter.plan.Action;
+import dev.fp8q.converter.plan.Decision;
+import dev.fp8q.converter.plan.Planner;
+import dev.fp8q.converter.plan.Preset;
+import dev.fp8q.converter.report.MemoryReport;
+import dev.fp8q.formats.Checkpoint;
+import dev.fp8q.formats.Components;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+/** fp8q plan SRC: the dry run. */
+@Command(name = "plan", mixinStandardHelpOptions = true,
+        description = "Dry run: every tensor's action and the rule that decided it, and the memory it would save.")
+final class PlanCommand implements Callable<Integer> {
+
+    @Parameters(arity = "0..1", paramLabel = "SRC", description = "Checkpoint or release folder (default: the embedded tiny Wan checkpoint)")
+    Path src;
+
+    @Mixin
+    ConversionOptions conversion;
+
+    @Option(names = "--json", description = "Every tensor's decision, machine-readable.")
+    boolean json;
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        Path source = src != null ? src : Inputs.embeddedDefault();
+        PrintWriter out = spec.commandLine().getOut();
+        ObjectMapper m = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+        ObjectNode root = m.createObjectNode();
+        ArrayNode comps = root.putArray("components");
+        long before = 0;
+        long after = 0;
+        for (Components.Component c : Components.of(source)) {
+            try (Checkpoint cp = Checkpoint.open(c.path())) {
+                Map<String, long[]> shapes = new LinkedHashMap<>();
+                cp.tensors().forEach(t -> shapes.put(t.name(), t.entry().shape()));
+                ModelInfo model = ModelDetector.detect(shapes);
+                Preset preset;
+                try {
+                    preset = Preset.resolve(conversion.preset, model);
+                } catch (IllegalArgumentException e) {
+                    throw new Fp8q.UsageException(e.getMessage());
+                }
+                List<Decision> ds = new Planner(preset, conversion.userRules()).plan(cp.tensors().stream().map(Checkpoint.Tensor::entry).toList());
+                Map<String, long[]> byRule = new TreeMap<>(); // rule -> count, bytes before, bytes after
+                ObjectNode cn = comps.addObject().put("component", c.name()).put("preset", preset.id);
+                cn.set("model", m.valueToTree(model));
+                ArrayNode ts = cn.putArray("tensors");
+                for (Decision d : ds) {
+                    long b = d.tensor().byteSize();
+                    long a = d.action() == Action.QUANTIZE ? d.tensor().numel() + 4 : b;
+                    long[] v = byRule.computeIfAbsent(d.action().name().toLowerCase() + "  " + d.rule(), k -> new long[3]);
+                    v[0]++;
+                    v[1] += b;
+                    v[2] += a;
+                    before += b;
+                    after += a;
+                    ts.addObject().put("name", d.tensor().name()).put("action", d.action().name().toLowerCase())
+                            .put("rule", d.rule()).put("bytes_before", b).put("bytes_after", a);
+                }
+                if (!json) {
+                    out.println("== " + (c.name().isEmpty() ? c.path() : c.name()) + ": " + model.describe() + ", preset " + preset.id);
+                    out.printf("%-44s %8s %12s %12s%n", "action  rule", "tensors", "before", "after");
+                    byRule.forEach((k, v) -> out.printf("%-44s %8d %12s %12s%n", k, v[0], MemoryReport.human(v[1]), MemoryReport.human(v[2])));
+                    out.println();
+                }
+            }
+        }
+        root.put("bytes_before", before).put("bytes_after", after);
+        if (json) {
+            out.println(m.writeValueAsString(root));
+        } else {
+            out.printf("would save %s of %s (%.1f%%): %s after%n", MemoryReport.human(before - after), MemoryReport.human(before),
+                    before == 0 ? 0.0 : 100.0 * (before - after) / before, MemoryReport.human(after));
+        }
+        return ExitCodes.OK;
+    }
+}

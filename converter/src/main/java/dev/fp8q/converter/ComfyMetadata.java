@@ -1,0 +1,34 @@
+package dev.fp8q.converter;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.Collection;
+
+/** ComfyUI's mixed-precision marker: {"format_version":"1.0","layers":{"<layer>":{"format":"float8_e4m3fn"}}}. */
+final class ComfyMetadata {
+
+    static final String KEY = "_quantization_metadata";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private ComfyMetadata() {}
+
+    static String of(Collection<String> layers) {
+        ObjectNode root = JSON.createObjectNode();
+        root.put("format_version", "1.0");
+        ObjectNode l = root.putObject("layers");
+        for (String layer : layers) {
+            l.putObject(layer).put("format", "float8_e4m3fn");
+        }
+        return root.toString();
+    }
+
+    /** The layer a weight belongs to: its name without ".weight". */
+    static String layerOf(String weight) {
+        return weight.endsWith(".weight") ? weight.substring(0, weight.length() - ".weight".length()) : weight;
+    }
+
+    /** The scale tensor's name: "<layer>.weight_scale" (any other name gets "_scale" appended too). */
+    static String scaleName(String weight) {
+        return weight + "_scale";
+    }
+}

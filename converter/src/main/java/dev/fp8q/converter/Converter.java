@@ -1,0 +1,364 @@
+package dev.fp8q.converter;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.fp8q.converter.model.ModelDetector;
+import dev.fp8q.converter.model.ModelInfo;
+import dev.fp8q.converter.plan.Action;
+import dev.fp8q.converter.plan.Decision;
+import dev.fp8q.converter.plan.Planner;
+import dev.fp8q.converter.plan.Preset;
+import dev.fp8q.converter.plan.UserRules;
+import dev.fp8q.converter.quant.ChunkBuffers;
+import dev.fp8q.converter.quant.NonFiniteException;
+import dev.fp8q.converter.quant.QuantResult;
+import dev.fp8q.converter.quant.TensorQuantizer;
+import dev.fp8q.formats.Checkpoint;
+import dev.fp8q.formats.Components;
+import dev.fp8q.formats.DType;
+import dev.fp8q.formats.codec.Amax;
+import dev.fp8q.formats.codec.Elements;
+import dev.fp8q.formats.manifest.Manifest;
+import dev.fp8q.formats.safetensors.SafetensorsFile;
+import dev.fp8q.formats.safetensors.SafetensorsWriter;
+import dev.fp8q.formats.safetensors.ShardIndex;
+import dev.fp8q.formats.safetensors.TensorEntry;
+import dev.fp8q.formats.safetensors.TensorSpec;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ForkJoinPool;
+import java.util.stream.Stream;
+
+/**
+ * fp8q convert: per-tensor E4M3 from BF16/F16/F32, streamed shard by shard into a temporary folder that is
+ * renamed to DST only when everything, manifest included, is written. Output shards mirror the source's.
+ */
+public final class Converter {
+
+    public static final String VERSION = "0.1.0";
+
+    /** How to convert. preset: auto, wan or generic. */
+    public record Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve,
+            int threads, boolean force, List<String> commandLine) {}
+
+    private final Options options;
+    private final Progress progress;
+    private final ForkJoinPool pool;
+
+    public Converter(Options options, Progress progress) {
+        this.options = options;
+        this.progress = progress;
+        this.pool = new ForkJoinPool(Math.max(1, options.threads()));
+    }
+
+    public Manifest convert(Path src, Path dst) throws Exception {
+        List<Components.Component> components = Components.of(src);
+        Path dstAbs = dst.toAbsolutePath().normalize();
+        if (dstAbs.startsWith(src.toAbsolutePath().normalize()) && Files.isDirectory(src)) {
+            throw new ConvertException(dst + ": DST must not be inside SRC");
+        }
+        if (Files.exists(dstAbs) && !options.force()) {
+            throw new ConvertException(dst + " exists (use --force to replace it)");
+        }
+        Files.createDirectories(dstAbs.getParent());
+        Path tmp = dstAbs.resolveSibling("." + dstAbs.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
+        Files.createDirectory(tmp);
+        try {
+            List<Manifest.Source> sources = new ArrayList<>();
+            List<Manifest.TensorRecord> records = new ArrayList<>();
+            List<Checkpoint> open = new ArrayList<>();
+            try {
+                long total = 0;
+                for (Components.Component c : components) {
+                    Checkpoint cp = Checkpoint.open(c.path());
+                    open.add(cp);
+                    total += cp.totalBytes();
+                }
+                progress.start(total);
+                for (int i = 0; i < components.size(); i++) {
+                    Components.Component c = components.get(i);
+                    Path out = c.name().isEmpty() ? tmp : Files.createDirectories(tmp.resolve(c.name()));
+                    convertComponent(c, open.get(i), out, sources, records);
+                }
+            } finally {
+                open.forEach(Checkpoint::close);
+            }
+            Manifest m = manifest(sources, records);
+            m.write(tmp.resolve(Manifest.FILE));
+            publish(tmp, dstAbs);
+            progress.done();
+            return m;
+        } catch (Exception | Error e) {
+            deleteTree(tmp);
+            throw e;
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    private void convertComponent(Components.Component c, Checkpoint cp, Path out, List<Manifest.Source> sources,
+            List<Manifest.TensorRecord> records) throws Exception {
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        cp.tensors().forEach(t -> shapes.put(t.name(), t.entry().shape()));
+        ModelInfo model = ModelDetector.detect(shapes);
+        Preset preset;
+        try {
+            preset = Preset.resolve(options.preset(), model);
+        } catch (IllegalArgumentException e) {
+            throw new ConvertException(e.getMessage());
+        }
+        Planner planner = new Planner(preset, options.rules());
+        Map<String, String> weightMap = new LinkedHashMap<>();
+        long totalOut = 0;
+        for (SafetensorsFile shard : cp.shards()) {
+            sources.add(new Manifest.Source(c.name(), shard.path().toString(), Files.size(shard.path())));
+            List<Checkpoint.Tensor> tensors = cp.tensors().stream().filter(t -> t.shard() == shard).toList();
+            Path target = out.resolve(shard.path().getFileName().toString());
+            List<Manifest.TensorRecord> shardRecords = convertShard(c.name(), tensors, planner, target, shapes.keySet());
+            for (Manifest.TensorRecord r : shardRecords) {
+                weightMap.put(r.name(), target.getFileName().toString());
+                totalOut += r.bytes();
+            }
+            String rel = (c.name().isEmpty() ? "" : c.name() + "/") + target.getFileName();
+            for (Manifest.TensorRecord r : shardRecords) {
+                records.add(withFile(r, rel));
+            }
+        }
+        if (cp.index().isPresent()) {
+            ShardIndex.write(out.resolve(cp.index().get().file().getFileName().toString()), totalOut, weightMap);
+        }
+        Path config = Files.isDirectory(c.path()) ? c.path().resolve("config.json") : null;
+        if (config != null && Files.isRegularFile(config)) {
+            writeConfig(config, out.resolve("config.json"), records, c.name());
+        }
+    }
+
+    private static Manifest.TensorRecord withFile(Manifest.TensorRecord r, String file) {
+        return new Manifest.TensorRecord(r.name(), r.component(), file, r.sourceDtype(), r.sourceShape(), r.dtype(),
+                r.shape(), r.action(), r.rule(), r.scale(), r.scaleTensor(), r.amax(), r.sqnrDb(), r.underflow(),
+                r.crc32c(), r.bytes());
+    }
+
+    /** What one source tensor becomes before any byte is written. */
+    private record Job(Checkpoint.Tensor source, Decision decision, DType outType, String scaleName) {}
+
+    private List<Manifest.TensorRecord> convertShard(String component, List<Checkpoint.Tensor> tensors, Planner planner,
+            Path target, Set<String> allNames) throws Exception {
+        List<Job> jobs = new ArrayList<>();
+        List<TensorSpec> specs = new ArrayList<>();
+        Set<String> layers = new java.util.TreeSet<>();
+        for (Checkpoint.Tensor t : tensors) {
+            Decision d = planner.decide(t.entry());
+            TensorEntry e = t.entry();
+            if (d.action() == Action.QUANTIZE) {
+                long bad = options.nonFinitePreserve() ? Amax.of(t.data(), e.dtype()).nonFinite() : 0;
+                if (bad > 0) {
+                    d = new Decision(e, Action.PRESERVE, "nonfinite:preserved(" + bad + " NaN/Inf)");
+                    progress.warn("tensor '" + e.name() + "' holds " + bad + " NaN/Inf value(s): kept in " + e.dtype());
+                }
+            }
+            if (d.action() == Action.QUANTIZE) {
+                String scale = ComfyMetadata.scaleName(e.name());
+                if (allNames.contains(scale)) {
+                    throw new ConvertException("cannot add scale tensor '" + scale + "': the source already has a tensor of that name");
+                }
+                jobs.add(new Job(t, d, DType.F8_E4M3, scale));
+                specs.add(new TensorSpec(e.name(), DType.F8_E4M3, e.shape()));
+                specs.add(new TensorSpec(scale, DType.F32, new long[0]));
+                layers.add(ComfyMetadata.layerOf(e.name()));
+            } else {
+                DType outType = options.preserveAsBf16() && (e.dtype() == DType.F32 || e.dtype() == DType.F16) ? DType.BF16 : e.dtype();
+                jobs.add(new Job(t, d, outType, null));
+                specs.add(new TensorSpec(e.name(), outType, e.shape()));
+            }
+        }
+        Map<String, String> metadata = new TreeMap<>();
+        Map<String, String> srcMeta = tensors.isEmpty() ? null : tensors.getFirst().shard().metadata();
+        if (srcMeta != null) {
+            metadata.putAll(srcMeta);
+        }
+        if (!layers.isEmpty()) {
+            metadata.put(ComfyMetadata.KEY, ComfyMetadata.of(layers));
+        }
+        Map<String, QuantResult> results = new ConcurrentHashMap<>();
+        TensorQuantizer quantizer = new TensorQuantizer(pool);
+        try (SafetensorsWriter w = SafetensorsWriter.create(target, metadata, specs)) {
+            for (Job j : jobs) {
+                TensorEntry e = j.source().entry();
+                MemorySegment data = j.source().data();
+                if (j.decision().action() == Action.QUANTIZE) {
+                    QuantResult r;
+                    try {
+                        r = quantizer.quantize(e.name(), data, e.dtype(), (el, bytes) -> w.write(e.name(), el, bytes));
+                    } catch (NonFiniteException nf) {
+                        throw new ConvertException(j.source().shard().path() + ": " + nf.getMessage());
+                    }
+                    if (r.amax() == 0f) {
+                        progress.warn("tensor '" + e.name() + "' is all zeros: scale 1.0");
+                    }
+                    ByteBuffer s = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putFloat(0, r.scale());
+                    w.write(j.scaleName(), MemorySegment.ofBuffer(s));
+                    results.put(e.name(), r);
+                } else {
+                    copy(w, e, data, j.outType());
+                }
+                progress.advance(e.byteSize());
+            }
+            w.commit();
+        }
+        return records(component, jobs, results, target);
+    }
+
+    private void copy(SafetensorsWriter w, TensorEntry e, MemorySegment data, DType outType) throws Exception {
+        if (outType == e.dtype()) {
+            long chunk = 64L << 20;
+            for (long off = 0; off < data.byteSize(); off += chunk) {
+                w.write(e.name(), off, data.asSlice(off, Math.min(chunk, data.byteSize() - off)));
+            }
+            return;
+        }
+        long n = e.numel();
+        ChunkBuffers.forEachChunk(pool, n, TensorQuantizer.CHUNK, 2, (from, to, out) -> {
+            for (long i = from; i < to; i++) {
+                out.setAtIndex(Elements.SHORT, i - from, Elements.floatToBf16(Elements.get(data, e.dtype(), i)));
+            }
+            w.write(e.name(), from * 2, out);
+        });
+    }
+
+    /** Manifest records, with checksums read back from the file as written. */
+    private List<Manifest.TensorRecord> records(String component, List<Job> jobs, Map<String, QuantResult> results,
+            Path target) throws Exception {
+        List<Manifest.TensorRecord> out = new ArrayList<>();
+        try (SafetensorsFile written = SafetensorsFile.open(target)) {
+            Map<String, String> crcs = Checksums.crc32c(written, pool);
+            for (Job j : jobs) {
+                TensorEntry e = j.source().entry();
+                TensorEntry o = written.tensor(e.name()).orElseThrow();
+                QuantResult r = results.get(e.name());
+                boolean q = r != null;
+                out.add(new Manifest.TensorRecord(e.name(), component, target.getFileName().toString(), e.dtype().name(),
+                        boxed(e.shape()), o.dtype().name(), boxed(o.shape()), q ? "quantize" : "preserve", j.decision().rule(),
+                        q ? r.scale() : null, q ? j.scaleName() : null, q ? r.amax() : null,
+                        q ? finiteOrNull(r.sqnrDb()) : null, q ? r.underflowFraction() : null, crcs.get(e.name()), o.byteSize()));
+                if (q) {
+                    TensorEntry s = written.tensor(j.scaleName()).orElseThrow();
+                    out.add(new Manifest.TensorRecord(j.scaleName(), component, target.getFileName().toString(), null, null,
+                            s.dtype().name(), boxed(s.shape()), "scale", "scale-of:" + e.name(), r.scale(), null, null, null,
+                            null, crcs.get(j.scaleName()), s.byteSize()));
+                }
+            }
+        }
+        return out;
+    }
+
+    private static Double finiteOrNull(Double d) {
+        return d == null || d.isInfinite() || d.isNaN() ? null : d;
+    }
+
+    static List<Long> boxed(long[] shape) {
+        return Arrays.stream(shape).boxed().toList();
+    }
+
+    private Manifest manifest(List<Manifest.Source> sources, List<Manifest.TensorRecord> records) {
+        Map<String, Object> settings = new LinkedHashMap<>();
+        settings.put("preset", options.preset());
+        settings.put("scaling", "tensor");
+        settings.put("layout", "comfy");
+        settings.put("preserve_dtype", options.preserveAsBf16() ? "bf16" : "keep");
+        settings.put("nonfinite", options.nonFinitePreserve() ? "preserve" : "refuse");
+        settings.put("ignore", options.rules().ignore().stream().map(Object::toString).toList());
+        settings.put("quantize", options.rules().quantize().stream().map(Object::toString).toList());
+        int q = 0;
+        int p = 0;
+        long outBytes = 0;
+        for (Manifest.TensorRecord r : records) {
+            q += r.action().equals("quantize") ? 1 : 0;
+            p += r.action().equals("preserve") ? 1 : 0;
+            outBytes += r.bytes();
+        }
+        long srcBytes = 0;
+        for (Manifest.TensorRecord r : records) {
+            if (r.sourceDtype() != null) {
+                long n = 1;
+                for (long d : r.sourceShape()) {
+                    n *= d;
+                }
+                srcBytes += n * DType.valueOf(r.sourceDtype()).bits() / 8;
+            }
+        }
+        return new Manifest("fp8q", VERSION, options.commandLine(), sources, settings, records,
+                new Manifest.Totals(records.size(), q, p, srcBytes, outBytes));
+    }
+
+    private void writeConfig(Path src, Path dst, List<Manifest.TensorRecord> records, String component) throws IOException {
+        ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+        ObjectNode cfg;
+        try {
+            cfg = (ObjectNode) json.readTree(src.toFile());
+        } catch (ClassCastException | com.fasterxml.jackson.core.JacksonException e) {
+            progress.warn(src + " is not a JSON object: copied unchanged");
+            Files.copy(src, dst);
+            return;
+        }
+        List<String> ignore = new ArrayList<>();
+        for (Manifest.TensorRecord r : records) {
+            if (r.component().equals(component) && r.action().equals("preserve") && r.name().endsWith(".weight")
+                    && r.shape() != null && r.shape().size() == 2) {
+                ignore.add(r.name().substring(0, r.name().length() - ".weight".length()));
+            }
+        }
+        ObjectNode qc = cfg.putObject("quantization_config");
+        qc.put("quant_method", "compressed-tensors");
+        qc.put("format", "float-quantized");
+        qc.put("quantization_status", "compressed");
+        ObjectNode g = qc.putObject("config_groups").putObject("group_0");
+        g.putArray("targets").add("Linear");
+        ObjectNode wq = g.putObject("weights");
+        wq.put("num_bits", 8).put("type", "float").put("symmetric", true).put("strategy", "tensor").put("dynamic", false);
+        ObjectNode aq = g.putObject("input_activations");
+        aq.put("num_bits", 8).put("type", "float").put("symmetric", true).put("strategy", "token").put("dynamic", true);
+        var ig = qc.putArray("ignore");
+        ignore.forEach(ig::add);
+        json.writeValue(dst.toFile(), cfg);
+    }
+
+    /** Renames the finished temporary folder to DST; an existing DST (--force) is replaced only then. */
+    private static void publish(Path tmp, Path dst) throws IOException {
+        if (Files.exists(dst)) {
+            Path old = dst.resolveSibling("." + dst.getFileName() + ".fp8q-old-" + UUID.randomUUID());
+            Files.move(dst, old, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            Files.move(tmp, dst, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            deleteTree(old);
+        } else {
+            Files.move(tmp, dst, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        }
+    }
+
+    static void deleteTree(Path p) throws IOException {
+        if (!Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        try (Stream<Path> s = Files.walk(p)) {
+            for (Path q : s.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(q);
+            }
+        }
+    }
+
+}

@@ -1,0 +1,73 @@
+package dev.fp8q.converter.plan;
+
+import dev.fp8q.formats.safetensors.TensorEntry;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Pattern;
+
+/**
+ * Turns tensor names into decisions. Order: the source dtype (only BF16/F16/F32 can be quantized), the
+ * rank (only 2-D weights), the user's ignore and quantize patterns (a tensor matching both is an error),
+ * the preset's quantize rules, then the FP8 GEMM shape rule (last dim % 16, leading dims % 8) for preset
+ * choices; everything else is kept under the preset's keep rule.
+ */
+public final class Planner {
+
+    private final Preset preset;
+    private final UserRules user;
+
+    public Planner(Preset preset, UserRules user) {
+        this.preset = preset;
+        this.user = user;
+    }
+
+    public Preset preset() {
+        return preset;
+    }
+
+    public List<Decision> plan(List<TensorEntry> tensors) {
+        List<Decision> out = new ArrayList<>(tensors.size());
+        for (TensorEntry t : tensors) {
+            out.add(decide(t));
+        }
+        return out;
+    }
+
+    public Decision decide(TensorEntry t) {
+        Pattern ig = first(user.ignore(), t.name());
+        Pattern qu = first(user.quantize(), t.name());
+        if (ig != null && qu != null) {
+            throw new PlanException("tensor '" + t.name() + "' matches both --ignore '" + ig + "' and --quantize '" + qu
+                    + "': make the patterns exclusive");
+        }
+        if (!t.dtype().isQuantizableSource()) {
+            return new Decision(t, Action.PRESERVE, "dtype:" + t.dtype() + "-not-a-source");
+        }
+        if (t.rank() != 2) {
+            return new Decision(t, Action.PRESERVE, t.rank() < 2 ? "shape:1d" : "shape:not-2d");
+        }
+        if (ig != null) {
+            return new Decision(t, Action.PRESERVE, "user:ignore=" + ig);
+        }
+        if (qu != null) {
+            return new Decision(t, Action.QUANTIZE, "user:quantize=" + qu);
+        }
+        String rule = preset.quantizeRule(t.name());
+        if (rule == null) {
+            return new Decision(t, Action.PRESERVE, preset.keepRule(t.name()));
+        }
+        if (t.dim(1) % 16 != 0 || t.dim(0) % 8 != 0) {
+            return new Decision(t, Action.PRESERVE, "fp8-gemm-shape");
+        }
+        return new Decision(t, Action.QUANTIZE, rule);
+    }
+
+    private static Pattern first(List<Pattern> ps, String name) {
+        for (Pattern p : ps) {
+            if (p.matcher(name).find()) {
+                return p;
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,57 @@
+package dev.fp8q.converter.plan;
+
+import dev.fp8q.converter.model.ModelInfo;
+import java.util.List;
+import java.util.Locale;
+import java.util.regex.Pattern;
+
+/**
+ * A preset's default: which 2-D float weights are quantized (by name), under which rule name. Everything
+ * not matched is preserved under the preset's keep rule.
+ */
+public enum Preset {
+    /** Attention q/k/v/o and FFN weights of every block, original and diffusers names. */
+    WAN("wan", List.of(
+            new Match("wan:attention", Pattern.compile("^blocks\\.\\d+\\.(self_attn|cross_attn)\\.[qkvo]\\.weight$")),
+            new Match("wan:attention", Pattern.compile("^blocks\\.\\d+\\.(attn1|attn2)\\.(to_[qkv]|to_out\\.0)\\.weight$")),
+            new Match("wan:ffn", Pattern.compile("^blocks\\.\\d+\\.ffn\\.(0|2|net\\.0\\.proj|net\\.2)\\.weight$")))),
+    /** LLM and BERT naming: attention and MLP projections; embeddings, norms, lm_head and pooler kept. */
+    GENERIC("generic", List.of(
+            new Match("generic:attention", Pattern.compile("(^|\\.)(q_proj|k_proj|v_proj|o_proj|out_proj|qkv_proj|query|key|value|attention\\.output\\.dense)\\.weight$")),
+            new Match("generic:ffn", Pattern.compile("(^|\\.)(gate_proj|up_proj|down_proj|fc1|fc2|intermediate\\.dense|(?<!attention\\.)output\\.dense|mlp\\.[a-z_]+)\\.weight$"))));
+
+    public record Match(String rule, Pattern pattern) {}
+
+    public final String id;
+    private final List<Match> matches;
+
+    Preset(String id, List<Match> matches) {
+        this.id = id;
+        this.matches = matches;
+    }
+
+    /** The rule that quantizes this name, or null. */
+    public String quantizeRule(String name) {
+        for (Match m : matches) {
+            if (m.pattern.matcher(name).find()) {
+                return m.rule;
+            }
+        }
+        return null;
+    }
+
+    /** The rule name for a tensor this preset keeps, by its kind. */
+    public String keepRule(String name) {
+        return id + ":keep-" + LayerKind.of(name).label();
+    }
+
+    /** "auto", "wan" or "generic"; auto picks by the detected family. */
+    public static Preset resolve(String id, ModelInfo model) {
+        return switch (id.toLowerCase(Locale.ROOT)) {
+            case "auto" -> model.isWan() ? WAN : GENERIC;
+            case "wan" -> WAN;
+            case "generic" -> GENERIC;
+            default -> throw new IllegalArgumentException("unknown preset '" + id + "' (auto, wan, generic)");
+        };
+    }
+}

@@ -1,0 +1,81 @@
+package dev.fp8q.converter.plan;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Pattern;
+import java.util.regex.PatternSyntaxException;
+
+/**
+ * The user's adjustments: --ignore REGEX (keep in high precision) and --quantize REGEX, from flags or a
+ * rules file {@code {"ignore": [...], "quantize": [...]}}. Patterns are Java regexes searched in the name.
+ */
+public record UserRules(List<Pattern> ignore, List<Pattern> quantize) {
+
+    public static final UserRules NONE = new UserRules(List.of(), List.of());
+
+    public UserRules {
+        ignore = List.copyOf(ignore);
+        quantize = List.copyOf(quantize);
+    }
+
+    public static UserRules of(List<String> ignore, List<String> quantize) {
+        return new UserRules(compile(ignore, "--ignore"), compile(quantize, "--quantize"));
+    }
+
+    private static List<Pattern> compile(List<String> regexes, String what) {
+        List<Pattern> out = new ArrayList<>();
+        for (String r : regexes) {
+            try {
+                out.add(Pattern.compile(r));
+            } catch (PatternSyntaxException e) {
+                throw new PlanException(what + " '" + r + "' is not a valid regular expression: " + e.getDescription());
+            }
+        }
+        return out;
+    }
+
+    /** Reads a rules file and adds the flags' patterns to it. */
+    public static UserRules read(Path file, List<String> ignore, List<String> quantize) throws IOException {
+        JsonNode root;
+        try {
+            root = new ObjectMapper().readTree(file.toFile());
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new PlanException(file + ": rules file is not valid JSON: " + e.getOriginalMessage());
+        }
+        if (root == null || !root.isObject()) {
+            throw new PlanException(file + ": rules file must be an object {\"ignore\": [...], \"quantize\": [...]}");
+        }
+        List<String> ig = new ArrayList<>(strings(file, root, "ignore"));
+        List<String> qu = new ArrayList<>(strings(file, root, "quantize"));
+        root.fieldNames().forEachRemaining(f -> {
+            if (!f.equals("ignore") && !f.equals("quantize")) {
+                throw new PlanException(file + ": unknown key '" + f + "' in rules file (ignore, quantize)");
+            }
+        });
+        ig.addAll(ignore);
+        qu.addAll(quantize);
+        return of(ig, qu);
+    }
+
+    private static List<String> strings(Path file, JsonNode root, String key) {
+        JsonNode n = root.get(key);
+        if (n == null) {
+            return List.of();
+        }
+        if (!n.isArray()) {
+            throw new PlanException(file + ": '" + key + "' must be an array of regular expressions");
+        }
+        List<String> out = new ArrayList<>();
+        for (JsonNode e : n) {
+            if (!e.isTextual()) {
+                throw new PlanException(file + ": '" + key + "' must hold strings");
+            }
+            out.add(e.asText());
+        }
+        return out;
+    }
+}

@@ -1,0 +1,52 @@
+package dev.fp8q.converter.quant;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ForkJoinPool;
+import java.util.stream.IntStream;
+
+/** Parallel loops over element chunks, each with an off-heap output buffer of its own (bounded memory). */
+public final class ChunkBuffers {
+
+    @FunctionalInterface
+    public interface Body {
+        void run(long from, long to, MemorySegment out) throws Exception;
+    }
+
+    private ChunkBuffers() {}
+
+    /** Calls body for [from, to) chunks of n elements, with a buffer of (to - from) * outBytesPerElement bytes. */
+    public static void forEachChunk(ForkJoinPool pool, long n, int chunk, int outBytesPerElement, Body body)
+            throws Exception {
+        int chunks = (int) ((n + chunk - 1) / chunk);
+        try {
+            pool.submit(() -> IntStream.range(0, chunks).parallel().forEach(c -> {
+                long from = (long) c * chunk;
+                long to = Math.min(n, from + chunk);
+                try (Arena arena = Arena.ofConfined()) {
+                    body.run(from, to, arena.allocate((to - from) * outBytesPerElement));
+                } catch (RuntimeException e) {
+                    throw e;
+                } catch (Exception e) {
+                    throw new ChunkFailure(e);
+                }
+            })).get();
+        } catch (ExecutionException e) {
+            Throwable t = e.getCause();
+            while (t instanceof ChunkFailure || (t instanceof RuntimeException && t.getCause() instanceof ChunkFailure)) {
+                t = t.getCause();
+            }
+            if (t instanceof Exception ex) {
+                throw ex;
+            }
+            throw e;
+        }
+    }
+
+    private static final class ChunkFailure extends RuntimeException {
+        ChunkFailure(Exception cause) {
+            super(cause);
+        }
+    }
+}

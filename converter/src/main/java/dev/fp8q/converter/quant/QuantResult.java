@@ -1,0 +1,20 @@
+package dev.fp8q.converter.quant;
+
+/**
+ * A quantized tensor's figures: amax and scale, and the weight's own error (signal and noise energy in
+ * float64, dequantized as code * scale in float32), with the fraction of nonzero values that became zero.
+ */
+public record QuantResult(float amax, float scale, double signal, double noise, long nonzero, long underflow) {
+
+    /** SQNR in dB; null when the tensor is reproduced exactly (no noise). */
+    public Double sqnrDb() {
+        if (noise == 0) {
+            return null;
+        }
+        return signal == 0 ? Double.NEGATIVE_INFINITY : 10 * Math.log10(signal / noise);
+    }
+
+    public double underflowFraction() {
+        return nonzero == 0 ? 0 : (double) underflow / nonzero;
+    }
+}

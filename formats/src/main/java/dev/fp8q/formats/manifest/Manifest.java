@@ -1,0 +1,61 @@
+package dev.fp8q.formats.manifest;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.fp8q.formats.FormatException;
+import dev.fp8q.formats.FormatException.Rule;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * fp8-manifest.json: what convert did to every tensor and why. The contract between convert, verify,
+ * check and report.
+ */
+@JsonInclude(JsonInclude.Include.NON_NULL)
+public record Manifest(String tool, String version, List<String> commandLine, List<Source> sources,
+        Map<String, Object> settings, List<TensorRecord> tensors, Totals totals) {
+
+    public static final String FILE = "fp8-manifest.json";
+
+    /** A source file: component ("" for a plain checkpoint), path as given, size. */
+    public record Source(String component, String file, long bytes) {}
+
+    /**
+     * One written tensor. action: quantize, preserve, or scale (a scale tensor of a quantized weight).
+     * file is relative to DST. sqnr_db is null when the quantization error is zero.
+     */
+    @JsonInclude(JsonInclude.Include.NON_NULL)
+    public record TensorRecord(String name, String component, String file, String sourceDtype, List<Long> sourceShape,
+            String dtype, List<Long> shape, String action, String rule, Float scale, String scaleTensor, Float amax,
+            Double sqnrDb, Double underflow, String crc32c, long bytes) {}
+
+    public record Totals(int tensors, int quantized, int preserved, long sourceBytes, long outputBytes) {}
+
+    public static final ObjectMapper JSON = new ObjectMapper()
+            .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
+            .enable(SerializationFeature.INDENT_OUTPUT)
+            .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
+
+    public void write(Path file) throws IOException {
+        JSON.writeValue(file.toFile(), this);
+    }
+
+    public static Manifest read(Path file) throws FormatException {
+        try {
+            Manifest m = JSON.readValue(file.toFile(), Manifest.class);
+            if (m == null || m.tensors() == null) {
+                throw new FormatException(Rule.INDEX_INVALID, file, null, "not an fp8q manifest (no tensors)");
+            }
+            return m;
+        } catch (com.fasterxml.jackson.core.JacksonException e) {
+            throw new FormatException(Rule.INDEX_INVALID, file, null, "not an fp8q manifest: " + e.getOriginalMessage());
+        } catch (IOException e) {
+            throw new FormatException(Rule.IO, file, null, e.toString(), e);
+        }
+    }
+}
