@@ -36,6 +36,9 @@ public final class SafetensorsWriter implements AutoCloseable {
     static final java.util.Set<java.nio.file.attribute.PosixFilePermission> FILE_PERMISSIONS =
             java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--");
 
+    /** fsync before the rename; off with -Dfp8q.fsync=false (the temp-then-rename already survives a kill). */
+    static final boolean SYNC = !"false".equals(System.getProperty("fp8q.fsync"));
+
     private final Path target;
     private final Path temp;
     private final FileChannel channel;
@@ -194,7 +197,9 @@ public final class SafetensorsWriter implements AutoCloseable {
                         + " of " + layout.get(i).byteSize() + " bytes");
             }
         }
-        channel.force(true);
+        if (SYNC) {
+            channel.force(true);
+        }
         channel.close();
         Files.setPosixFilePermissions(temp, FILE_PERMISSIONS); // temp files are created owner-only
         Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Times `fp8q convert` against `cp -r` of the same source folder, in one run, warm page cache.
+# Usage: bench/scripts/convert-vs-copy.sh [SRC] [RUNS]   (default SRC: a ~2 GiB TI2V-5B-shaped BF16 checkpoint made here)
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+work="${FP8Q_BENCH_DIR:-/tmp/fp8q-bench}"
+src="${1:-$work/src}"
+runs="${2:-5}"
+mkdir -p "$work"
+if [ ! -d "$src" ]; then
+  "$repo/fp8q" testdata make "$src" --variant ti2v-5b --size full --layers 6 --shard-size 1GiB >&2
+fi
+cat "$src"/*.safetensors > /dev/null   # warm the page cache
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+: > "$work/cp.t"; : > "$work/cpsync.t"; : > "$work/fp8q.t"; : > "$work/fp8q-nosync.t"; : > "$work/rss"
+for i in $(seq "$runs"); do
+  rm -rf "$work/copy"; /usr/bin/time -f %e -a -o "$work/cp.t" cp -r "$src" "$work/copy"
+  rm -rf "$work/copy"; /usr/bin/time -f %e -a -o "$work/cpsync.t" sh -c "cp -r '$src' '$work/copy' && sync"
+  rm -rf "$work/out"; /usr/bin/time -f "%e %M" -o "$work/one" "$repo/fp8q" convert --quiet "$src" "$work/out" > /dev/null 2>&1
+  cut -d' ' -f1 "$work/one" >> "$work/fp8q.t"; cut -d' ' -f2 "$work/one" >> "$work/rss"
+  rm -rf "$work/out"; FP8Q_JAVA_OPTS=-Dfp8q.fsync=false /usr/bin/time -f %e -a -o "$work/fp8q-nosync.t" "$repo/fp8q" convert --quiet "$src" "$work/out" > /dev/null 2>&1
+done
+cp_m=$(median < "$work/cp.t"); cps_m=$(median < "$work/cpsync.t"); f_m=$(median < "$work/fp8q.t"); fn_m=$(median < "$work/fp8q-nosync.t")
+echo "source: $(du -sh "$src" | cut -f1) in $src; $runs runs each, medians (whole-process wall seconds)"
+echo "cp -r                         $cp_m s"
+echo "cp -r && sync                 $cps_m s"
+echo "fp8q convert (fsync, default) $f_m s   ratio to cp -r: $(echo "$f_m / $cp_m" | bc -l | cut -c1-5), to cp+sync: $(echo "$f_m / $cps_m" | bc -l | cut -c1-5)"
+echo "fp8q convert -Dfp8q.fsync=false $fn_m s   ratio to cp -r: $(echo "$fn_m / $cp_m" | bc -l | cut -c1-5)"
+echo "fp8q peak RSS (KB, includes mapped page cache): $(sort -n "$work/rss" | tail -1)"
