@@ -106,8 +106,8 @@ final class TestdataCommand {
             if (Files.exists(out) && !force) {
                 throw new Fp8q.UsageException(out + " exists (use --force to replace it)");
             }
-            if (Files.exists(out) && force) {
-                Files.walk(out).sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            if (force) {
+                dev.fp8q.converter.Converter.deleteTree(out);
             }
             long shard = shardSize == null ? 0 : SizeParser.parse(shardSize);
             int t = threads != null ? threads : Runtime.getRuntime().availableProcessors();

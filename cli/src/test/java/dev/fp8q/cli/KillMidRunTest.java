@@ -38,20 +38,12 @@ class KillMidRunTest {
             } else {
                 assertEquals(0, p.exitValue());
                 assertEquals(0, CliRun.of("check", dst.toString()).code(), "a finished run is complete");
-                deleteTree(dst);
+                dev.fp8q.converter.Converter.deleteTree(dst);
             }
         }
         assertTrue(killedBeforeEnd >= 2, "the kills landed mid-run: " + killedBeforeEnd);
         CliRun r = CliRun.of("convert", "--quiet", src.toString(), dst.toString());
         assertEquals(0, r.code(), r.err());
         assertEquals(0, CliRun.of("check", dst.toString()).code());
-    }
-
-    static void deleteTree(Path p) throws Exception {
-        try (var s = Files.walk(p)) {
-            for (Path q : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.delete(q);
-            }
-        }
     }
 }

@@ -350,7 +350,8 @@ public final class Converter {
         }
     }
 
-    static void deleteTree(Path p) throws IOException {
+    /** Deletes a file or folder tree (links are removed, not followed). */
+    public static void deleteTree(Path p) throws IOException {
         if (!Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
             return;
         }
