@@ -59,9 +59,12 @@ final class CheckCommand implements Callable<Integer> {
                     if (!t.dtype().name().equals(r.dtype()) || !Arrays.equals(t.shape(), r.shape().stream().mapToLong(Long::longValue).toArray())) {
                         problems.add(e.getKey() + ": tensor '" + r.name() + "' is " + t.dtype() + " " + t.shapeString()
                                 + ", the manifest says " + r.dtype() + " " + r.shape());
-                    } else if (!Checksums.crc32c(f.data(t)).equals(r.crc32c())) {
-                        problems.add(e.getKey() + ": tensor '" + r.name() + "' bytes changed (CRC32C " + Checksums.crc32c(f.data(t))
-                                + ", manifest " + r.crc32c() + ")");
+                    } else {
+                        String crc = Checksums.crc32c(f.data(t));
+                        if (!crc.equals(r.crc32c())) {
+                            problems.add(e.getKey() + ": tensor '" + r.name() + "' bytes changed (CRC32C " + crc
+                                    + ", manifest " + r.crc32c() + ")");
+                        }
                     }
                 }
                 for (TensorEntry t : f.tensors()) {

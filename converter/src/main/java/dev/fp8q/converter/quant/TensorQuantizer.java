@@ -71,7 +71,7 @@ public final class TensorQuantizer {
         if (bad > 0) {
             throw new NonFiniteException(name, bad);
         }
-        float amax = toFloat(dtype, maxMag);
+        float amax = Elements.halfToFloat(dtype, maxMag);
         float scale = amax == 0f ? 1f : amax / E4M3.MAX;
         byte[] table = E4M3Table.build(dtype, scale);
         double signal = 0;
@@ -82,7 +82,7 @@ public final class TensorQuantizer {
             if (hist[b] == 0) {
                 continue;
             }
-            double x = toFloat(dtype, b);
+            double x = Elements.halfToFloat(dtype, b);
             double d = (double) (E4M3.decode(table[b]) * scale);
             signal += hist[b] * x * x;
             noise += hist[b] * (x - d) * (x - d);
@@ -99,10 +99,6 @@ public final class TensorQuantizer {
             }
         });
         return new QuantResult(amax, scale, signal, noise, nonzero, underflow);
-    }
-
-    private static float toFloat(DType dtype, int bits) {
-        return dtype == DType.BF16 ? Elements.bf16ToFloat((short) bits) : Float.float16ToFloat((short) bits);
     }
 
     private static long[] add(long[] a, long[] b) {

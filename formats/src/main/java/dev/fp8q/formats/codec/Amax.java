@@ -26,7 +26,7 @@ public record Amax(float amax, long nonFinite) {
                         max = m;
                     }
                 }
-                float a = dtype == DType.BF16 ? Elements.bf16ToFloat((short) max) : Float.float16ToFloat((short) max);
+                float a = Elements.halfToFloat(dtype, max);
                 return new Amax(a, bad);
             }
             case F32 -> {

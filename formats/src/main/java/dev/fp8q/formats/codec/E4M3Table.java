@@ -17,7 +17,7 @@ public final class E4M3Table {
         }
         byte[] table = new byte[65536];
         for (int bits = 0; bits < 65536; bits++) {
-            float x = source == DType.BF16 ? Elements.bf16ToFloat((short) bits) : Float.float16ToFloat((short) bits);
+            float x = Elements.halfToFloat(source, bits);
             table[bits] = E4M3.encode(x / scale);
         }
         return table;

@@ -19,6 +19,11 @@ public final class Elements {
         return Float.intBitsToFloat((bits & 0xFFFF) << 16);
     }
 
+    /** A BF16 or F16 bit pattern as float32. */
+    public static float halfToFloat(DType dtype, int bits) {
+        return dtype == DType.BF16 ? bf16ToFloat((short) bits) : Float.float16ToFloat((short) bits);
+    }
+
     /** Round to nearest even; NaN stays a (quiet) NaN. */
     public static short floatToBf16(float f) {
         int bits = Float.floatToRawIntBits(f);
