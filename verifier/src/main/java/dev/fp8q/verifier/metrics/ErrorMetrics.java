@@ -1,0 +1,64 @@
+package dev.fp8q.verifier.metrics;
+
+/**
+ * NUMERICS.md's error metrics of an output o against a reference r, accumulated in float64:
+ * rel_l2 = ||o - r|| / ||r||, SQNR dB = -20 log10(rel_l2), cosine = <o, r> / (||o|| ||r||), max_abs.
+ * A NaN or infinity in o makes every figure NaN, which no bound accepts.
+ */
+public record ErrorMetrics(double sqnrDb, double relL2, double cosine, double maxAbs, long count) {
+
+    public static ErrorMetrics of(float[] reference, float[] output) {
+        if (reference.length != output.length) {
+            throw new IllegalArgumentException(reference.length + " reference values vs " + output.length);
+        }
+        Accumulator a = new Accumulator();
+        for (int i = 0; i < reference.length; i++) {
+            a.add(reference[i], output[i]);
+        }
+        return a.result();
+    }
+
+    /** Running sums, for data that arrives in pieces. */
+    public static final class Accumulator {
+        private double rr;
+        private double oo;
+        private double ro;
+        private double dd;
+        private double maxAbs;
+        private long count;
+        private boolean nonFinite;
+
+        public void add(double r, double o) {
+            if (!Double.isFinite(o)) {
+                nonFinite = true;
+            }
+            double d = o - r;
+            rr += r * r;
+            oo += o * o;
+            ro += r * o;
+            dd += d * d;
+            maxAbs = Math.max(maxAbs, Math.abs(d));
+            count++;
+        }
+
+        public void merge(Accumulator other) {
+            rr += other.rr;
+            oo += other.oo;
+            ro += other.ro;
+            dd += other.dd;
+            maxAbs = Math.max(maxAbs, other.maxAbs);
+            count += other.count;
+            nonFinite |= other.nonFinite;
+        }
+
+        public ErrorMetrics result() {
+            if (nonFinite) {
+                return new ErrorMetrics(Double.NaN, Double.NaN, Double.NaN, Double.NaN, count);
+            }
+            double relL2 = rr == 0 ? (dd == 0 ? 0 : Double.POSITIVE_INFINITY) : Math.sqrt(dd / rr);
+            double sqnr = dd == 0 ? Double.POSITIVE_INFINITY : 10 * Math.log10(rr / dd);
+            double cosine = rr == 0 || oo == 0 ? (dd == 0 ? 1 : 0) : ro / Math.sqrt(rr * oo);
+            return new ErrorMetrics(sqnr, relL2, cosine, maxAbs, count);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+package dev.fp8q.verifier.weights;
+
+/**
+ * The dequantization multipliers of an FP8 weight viewed as [rows, cols] (cols = product of the trailing
+ * dimensions): one per tensor, one per row (per-channel, [rows, 1] or [rows]), or one per block x block tile
+ * ([ceil(rows / block), ceil(cols / block)], edge tiles by their real extent).
+ */
+public record ScaleGrid(Granularity granularity, float[] scales, int rows, int cols, int block) {
+
+    public enum Granularity { TENSOR, CHANNEL, BLOCK }
+
+    /** The block sizes recognized from a scale tensor's shape, most common first. */
+    private static final int[] BLOCKS = {128, 64, 32, 256};
+
+    /** Reads the granularity off the scale's shape, or null when the shape fits none. */
+    public static ScaleGrid infer(long[] weightShape, long[] scaleShape, float[] scales) {
+        long rows = weightShape.length == 0 ? 1 : weightShape[0];
+        long cols = 1;
+        for (int i = 1; i < weightShape.length; i++) {
+            cols *= weightShape[i];
+        }
+        if (scales.length == 1) {
+            return new ScaleGrid(Granularity.TENSOR, scales, (int) rows, (int) cols, 0);
+        }
+        boolean perRow = scales.length == rows
+                && (scaleShape.length == 1 || (scaleShape.length == 2 && scaleShape[1] == 1));
+        if (perRow) {
+            return new ScaleGrid(Granularity.CHANNEL, scales, (int) rows, (int) cols, 0);
+        }
+        if (scaleShape.length == 2) {
+            for (int b : BLOCKS) {
+                if (scaleShape[0] == (rows + b - 1) / b && scaleShape[1] == (cols + b - 1) / b) {
+                    return new ScaleGrid(Granularity.BLOCK, scales, (int) rows, (int) cols, b);
+                }
+            }
+        }
+        return null;
+    }
+
+    /** The multiplier of element i of the flattened weight. */
+    public float scaleOf(long i) {
+        return switch (granularity) {
+            case TENSOR -> scales[0];
+            case CHANNEL -> scales[(int) (i / cols)];
+            case BLOCK -> {
+                int r = (int) (i / cols);
+                int c = (int) (i % cols);
+                int tilesPerRow = (cols + block - 1) / block;
+                yield scales[(r / block) * tilesPerRow + c / block];
+            }
+        };
+    }
+
+    public String describe() {
+        return switch (granularity) {
+            case TENSOR -> "tensor";
+            case CHANNEL -> "channel";
+            case BLOCK -> "block " + block + "x" + block;
+        };
+    }
+}
