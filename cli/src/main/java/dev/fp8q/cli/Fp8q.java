@@ -3,6 +3,8 @@ package dev.fp8q.cli;
 import dev.fp8q.converter.ConvertException;
 import dev.fp8q.converter.plan.PlanException;
 import dev.fp8q.formats.FormatException;
+import dev.fp8q.verifier.VerifyException;
+import dev.fp8q.verifier.check.Bounds;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
@@ -15,7 +17,7 @@ import picocli.CommandLine.Option;
 /** The fp8q command: subcommands, shared options, and one place that turns failures into exit codes. */
 @Command(name = "fp8q", mixinStandardHelpOptions = true, version = "fp8q 0.1.0",
         description = "Turns BF16/F16/F32 transformer checkpoints into FP8 E4M3 checkpoints, verifies the error, reports memory.",
-        subcommands = {InspectCommand.class, PlanCommand.class, ConvertCommand.class, CheckCommand.class, ReportCommand.class,
+        subcommands = {InspectCommand.class, PlanCommand.class, ConvertCommand.class, CheckCommand.class, VerifyCommand.class, ReportCommand.class,
                 TestdataCommand.class, CommandLine.HelpCommand.class})
 public final class Fp8q {
 
@@ -56,12 +58,10 @@ public final class Fp8q {
         } else if (t instanceof NoSuchFileException n) {
             code = ExitCodes.INPUT_ERROR;
             message = n.getFile() + ": no such file or folder";
-        } else if (t instanceof UsageException || t instanceof ConvertException || t instanceof PlanException) {
+        } else if (t instanceof UsageException || t instanceof ConvertException || t instanceof PlanException
+                || t instanceof VerifyException || t instanceof Bounds.BoundsException) {
             code = ExitCodes.INPUT_ERROR;
             message = t.getMessage();
-        } else if (t instanceof UsageException u) {
-            code = ExitCodes.INPUT_ERROR;
-            message = u.getMessage();
         } else if (t instanceof IOException io) {
             code = ExitCodes.INTERNAL_ERROR;
             message = "I/O error: " + io.getMessage();

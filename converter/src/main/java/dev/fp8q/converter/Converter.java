@@ -50,7 +50,7 @@ import java.util.stream.Stream;
  */
 public final class Converter {
 
-    public static final String VERSION = "0.1.0";
+    public static final String VERSION = Manifest.TOOL_VERSION;
 
     /** How to convert. preset: auto, wan or generic. */
     public record Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve,
@@ -302,7 +302,7 @@ public final class Converter {
                 srcBytes += n * DType.valueOf(r.sourceDtype()).bits() / 8;
             }
         }
-        return new Manifest("fp8q", VERSION, options.commandLine(), sources, settings, records,
+        return new Manifest(Manifest.TOOL, VERSION, options.commandLine(), sources, settings, records,
                 new Manifest.Totals(records.size(), q, p, srcBytes, outBytes));
     }
 

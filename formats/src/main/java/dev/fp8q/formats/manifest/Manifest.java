@@ -21,6 +21,9 @@ public record Manifest(String tool, String version, List<String> commandLine, Li
         Map<String, Object> settings, List<TensorRecord> tensors, Totals totals) {
 
     public static final String FILE = "fp8-manifest.json";
+    /** The tool name and version every fp8q output carries. */
+    public static final String TOOL = "fp8q";
+    public static final String TOOL_VERSION = "0.1.0";
 
     /** A source file: component ("" for a plain checkpoint), path as given, size. */
     public record Source(String component, String file, long bytes) {}

@@ -1,0 +1,173 @@
+package dev.fp8q.cli;
+
+import dev.fp8q.verifier.Verifier;
+import dev.fp8q.verifier.VerifyReport;
+import dev.fp8q.verifier.check.Bound;
+import dev.fp8q.verifier.check.Bounds;
+import dev.fp8q.verifier.report.VerifyReports;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.function.BiFunction;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+/** fp8q verify SRC DST. */
+@Command(name = "verify", mixinStandardHelpOptions = true,
+        description = {"Check every FP8 weight against its source, then rerun sample Wan blocks with source weights, "
+                + "FP8 weights (weight-only) and FP8 weights and activations (W8A8); other architectures get a "
+                + "per-Linear check. Exit 0: all bounds hold; 1: a bound was exceeded; 2: bad input.",
+                "Bound selectors: scope[.run][.kind], scope weight|linear|block_output|block_update, "
+                        + "run weight_only|w8a8, kind attention|ffn|other."})
+final class VerifyCommand implements Callable<Integer> {
+
+    @Parameters(index = "0", paramLabel = "SRC", description = "The source checkpoint (file, folder or release folder)")
+    Path src;
+
+    @Parameters(index = "1", paramLabel = "DST", description = "The FP8 checkpoint (fp8q's output or another tool's)")
+    Path dst;
+
+    @Option(names = "--blocks", split = ",", paramLabel = "N", description = "Blocks to rerun (default: first, middle, last)")
+    List<Integer> blocks;
+
+    @Option(names = "--grid", defaultValue = "4,16,16", paramLabel = "F,H,W", description = "Video token grid (default: ${DEFAULT-VALUE})")
+    String grid;
+
+    @Option(names = "--context-tokens", defaultValue = "512", description = "Text tokens (default: ${DEFAULT-VALUE})")
+    int contextTokens;
+
+    @Option(names = "--seed", defaultValue = "0", description = "Seed of the synthetic inputs (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--activations", paramLabel = "FILE", description = "Captured inputs: safetensors with x, context, e (and grid)")
+    Path activations;
+
+    @Option(names = "--weights", defaultValue = "all", paramLabel = "all|sampled|none",
+            description = "Which FP8 weights to check against the source (default: ${DEFAULT-VALUE})")
+    String weights;
+
+    @Option(names = "--sample-linears", defaultValue = "32", description = "Linears checked for architectures it cannot run (default: ${DEFAULT-VALUE})")
+    int sampleLinears;
+
+    @Option(names = "--min-sqnr-db", paramLabel = "[SELECTOR=]DB", description = "Lowest SQNR allowed; without a selector, for every scope")
+    List<String> minSqnr = List.of();
+
+    @Option(names = "--max-rel-l2", paramLabel = "[SELECTOR=]X", description = "Highest rel_l2 allowed; without a selector, for every scope")
+    List<String> maxRelL2 = List.of();
+
+    @Option(names = "--bounds", paramLabel = "FILE", description = "JSON bounds file: {\"selector\": {\"min_sqnr_db\": 30, \"max_rel_l2\": 0.05, ...}}")
+    Path boundsFile;
+
+    @Option(names = "--json", paramLabel = "FILE", description = "Write the full report as JSON")
+    Path json;
+
+    @Option(names = "--junit", paramLabel = "FILE", description = "Write JUnit XML (one test case per check)")
+    Path junit;
+
+    @Option(names = "--markdown", paramLabel = "FILE", description = "Write the report as Markdown")
+    Path markdown;
+
+    @Option(names = "--device", defaultValue = "auto", paramLabel = "auto|cpu|cuda", description = "Where the math runs (default: ${DEFAULT-VALUE})")
+    String device;
+
+    @Option(names = "--quiet", description = "No progress lines on stderr.")
+    boolean quiet;
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        switch (device.toLowerCase(Locale.ROOT)) {
+            case "auto", "cpu" -> { }
+            case "cuda" -> throw new Fp8q.UsageException("--device cuda: this build has no CUDA backend; use --device cpu");
+            default -> throw new Fp8q.UsageException("--device must be auto, cpu or cuda");
+        }
+        Verifier.WeightScope scope = switch (weights.toLowerCase(Locale.ROOT)) {
+            case "all" -> Verifier.WeightScope.ALL;
+            case "sampled" -> Verifier.WeightScope.SAMPLED;
+            case "none" -> Verifier.WeightScope.NONE;
+            default -> throw new Fp8q.UsageException("--weights must be all, sampled or none");
+        };
+        if (contextTokens < 1 || sampleLinears < 1) {
+            throw new Fp8q.UsageException("--context-tokens and --sample-linears must be at least 1");
+        }
+        Bounds bounds = Bounds.defaults();
+        if (boundsFile != null) {
+            bounds = bounds.withFile(boundsFile);
+        }
+        bounds = apply(bounds, minSqnr, "--min-sqnr-db", (sel, v) -> new Bound(v, null, null, null, null));
+        bounds = apply(bounds, maxRelL2, "--max-rel-l2", (sel, v) -> new Bound(null, v, null, null, null));
+        PrintWriter err = spec.commandLine().getErr();
+        Verifier.Options options = new Verifier.Options(blocks, parseGrid(grid), contextTokens, seed, activations, scope,
+                bounds, sampleLinears, 256, quiet ? s -> { } : s -> {
+                    err.println("fp8q: verify: " + s);
+                    err.flush();
+                });
+        VerifyReport report = Verifier.verify(src, dst, options);
+        PrintWriter out = spec.commandLine().getOut();
+        out.print(VerifyReports.table(report));
+        if (json != null) {
+            VerifyReports.writeJson(report, json);
+        }
+        if (junit != null) {
+            VerifyReports.writeJunit(report, junit);
+        }
+        if (markdown != null) {
+            java.nio.file.Files.writeString(markdown, VerifyReports.markdown(report));
+        }
+        return report.summary().passed() ? ExitCodes.OK : ExitCodes.FAILED_CHECK;
+    }
+
+    /** "[selector=]value" flags; a bare value applies to every scope. */
+    private static Bounds apply(Bounds bounds, List<String> flags, String flag, BiFunction<String, Double, Bound> make) {
+        for (String f : flags) {
+            int eq = f.lastIndexOf('=');
+            String value = eq < 0 ? f : f.substring(eq + 1);
+            double v;
+            try {
+                v = Double.parseDouble(value);
+            } catch (NumberFormatException e) {
+                throw new Fp8q.UsageException(flag + " " + f + ": not a number: " + value);
+            }
+            List<String> selectors = eq < 0 ? Bounds.SCOPES.stream().sorted().toList() : List.of(f.substring(0, eq));
+            for (String sel : selectors) {
+                try {
+                    bounds = bounds.with(sel, make.apply(sel, v));
+                } catch (IllegalArgumentException e) {
+                    throw new Fp8q.UsageException(flag + ": " + e.getMessage());
+                }
+            }
+        }
+        return bounds;
+    }
+
+    static int[] parseGrid(String s) {
+        String[] p = s.split(",");
+        if (p.length != 3) {
+            throw new Fp8q.UsageException("--grid must be F,H,W, not " + s);
+        }
+        int[] g = new int[3];
+        long tokens = 1;
+        for (int i = 0; i < 3; i++) {
+            try {
+                g[i] = Integer.parseInt(p[i].trim());
+            } catch (NumberFormatException e) {
+                throw new Fp8q.UsageException("--grid must be three integers F,H,W, not " + s);
+            }
+            if (g[i] < 1) {
+                throw new Fp8q.UsageException("--grid sizes must be at least 1");
+            }
+            tokens *= g[i];
+        }
+        if (tokens > 1 << 20) {
+            throw new Fp8q.UsageException("--grid " + s + " is " + tokens + " tokens; at most 1048576");
+        }
+        return g;
+    }
+}

@@ -1,0 +1,337 @@
+package dev.fp8q.verifier;
+
+import dev.fp8q.formats.Checkpoint;
+import dev.fp8q.formats.Components;
+import dev.fp8q.formats.FormatException;
+import dev.fp8q.formats.manifest.Manifest;
+import dev.fp8q.verifier.check.Bound;
+import dev.fp8q.verifier.check.Bounds;
+import dev.fp8q.verifier.check.Check;
+import dev.fp8q.verifier.check.WeightCheck;
+import dev.fp8q.verifier.metrics.ErrorMetrics;
+import dev.fp8q.verifier.run.Fp8Weights;
+import dev.fp8q.verifier.run.Linear;
+import dev.fp8q.verifier.run.ProbedWeights;
+import dev.fp8q.verifier.run.ReferenceWeights;
+import dev.fp8q.verifier.wan.WanBlock;
+import dev.fp8q.verifier.wan.WanInputs;
+import dev.fp8q.verifier.wan.WanNaming;
+import dev.fp8q.verifier.weights.Fp8Checkpoint;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.TreeSet;
+import java.util.function.Consumer;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * fp8q verify: every FP8 weight against its source, then sample Wan blocks rerun three ways (reference,
+ * weight-only, W8A8) on the same inputs; other architectures get each sampled Linear checked on its own.
+ */
+public final class Verifier {
+
+    public enum WeightScope { ALL, SAMPLED, NONE }
+
+    /**
+     * blocks: null for first, middle and last. grid: video tokens F x H x W. sampledLinears: how many FP8
+     * Linears the per-linear check takes when the architecture cannot be run; linearRows: its input rows.
+     */
+    public record Options(List<Integer> blocks, int[] grid, int contextTokens, long seed, Path activations,
+            WeightScope weights, Bounds bounds, int sampledLinears, int linearRows, Consumer<String> log) {
+
+        public static Options defaults() {
+            return new Options(null, new int[] {4, 16, 16}, 512, 0, null, WeightScope.ALL, Bounds.defaults(), 32, 256,
+                    s -> { });
+        }
+    }
+
+    static final int HEAD_DIM = 128;
+    private static final Pattern BLOCK = Pattern.compile("^blocks\\.(\\d{1,6})\\.");
+
+    private final Options options;
+    private final List<Check> checks = new ArrayList<>();
+    private final List<VerifyReport.ComponentRun> runs = new ArrayList<>();
+    private final Map<String, Double> phases = new LinkedHashMap<>();
+
+    private Verifier(Options options) {
+        this.options = options;
+    }
+
+    public static VerifyReport verify(Path source, Path fp8, Options options) throws FormatException, VerifyException {
+        return new Verifier(options).run(source, fp8);
+    }
+
+    private VerifyReport run(Path source, Path fp8) throws FormatException, VerifyException {
+        long start = System.nanoTime();
+        long flops0 = Linear.flops();
+        Optional<Manifest> manifest = readManifest(fp8);
+        List<Components.Component> src = Components.of(source);
+        List<Components.Component> dst = Components.of(fp8);
+        for (Components.Component d : dst) {
+            Components.Component s = src.stream().filter(c -> c.name().equals(d.name())).findFirst()
+                    .orElseThrow(() -> new VerifyException("component '" + d.name() + "' of " + fp8
+                            + " has no counterpart in " + source));
+            List<Manifest.TensorRecord> records = manifest.map(m -> m.tensors().stream()
+                    .filter(r -> d.name().equals(r.component() == null ? "" : r.component())).toList()).orElse(List.of());
+            try (Checkpoint sc = Checkpoint.open(s.path()); Checkpoint dc = Checkpoint.open(d.path())) {
+                component(d.name(), sc, new Fp8Checkpoint(dc, records), manifest);
+            }
+        }
+        double seconds = (System.nanoTime() - start) / 1e9;
+        int failed = (int) checks.stream().filter(c -> !c.passed()).count();
+        Map<String, Object> settings = new LinkedHashMap<>();
+        settings.put("blocks", options.blocks());
+        settings.put("grid", options.grid());
+        settings.put("context_tokens", options.contextTokens());
+        settings.put("seed", options.seed());
+        settings.put("activations", options.activations() == null ? null : options.activations().toString());
+        settings.put("weights", options.weights().name().toLowerCase(java.util.Locale.ROOT));
+        settings.put("device", "cpu");
+        settings.put("bounds", new java.util.TreeMap<>(options.bounds().asMap()));
+        return new VerifyReport(Manifest.TOOL, Manifest.TOOL_VERSION, source.toString(), fp8.toString(), settings,
+                List.copyOf(runs), List.copyOf(checks),
+                new VerifyReport.Summary(checks.size(), failed, failed == 0 && !checks.isEmpty(),
+                        (Linear.flops() - flops0) / 1e9, seconds, Map.copyOf(phases)));
+    }
+
+    private static Optional<Manifest> readManifest(Path fp8) throws FormatException {
+        Path file = Files.isDirectory(fp8) ? fp8.resolve(Manifest.FILE) : fp8.resolveSibling(Manifest.FILE);
+        return Files.isRegularFile(file) ? Optional.of(Manifest.read(file)) : Optional.empty();
+    }
+
+    private void component(String name, Checkpoint source, Fp8Checkpoint fp8, Optional<Manifest> manifest)
+            throws FormatException, VerifyException {
+        List<String> notes = new ArrayList<>();
+        boolean ownOutput = manifest.map(m -> Manifest.TOOL.equals(m.tool())).orElse(false);
+        if (manifest.isEmpty()) {
+            notes.add("no fp8q manifest: scales found by layout naming; codes one step off are not bounded");
+        }
+        if (fp8.fp8Names().isEmpty()) {
+            checks.add(Check.failure(name, "weight", null, "no FP8 E4M3 tensor in the checkpoint: nothing was quantized"));
+        }
+        Optional<WanNaming> naming = WanNaming.detect(source);
+        if (naming.isPresent()) {
+            wan(name, naming.get(), source, fp8, notes, ownOutput);
+        } else {
+            perLinear(name, source, fp8, notes, ownOutput);
+        }
+    }
+
+    private void wan(String name, WanNaming naming, Checkpoint source, Fp8Checkpoint fp8, List<String> notes,
+            boolean ownOutput) throws FormatException, VerifyException {
+        ReferenceWeights reference = new ReferenceWeights(source);
+        float[] modulation = reference.tensor(naming.weight(WanNaming.Param.MODULATION, 0));
+        int dim = modulation.length / 6;
+        if (dim % HEAD_DIM != 0) {
+            throw new VerifyException(name + ": dim " + dim + " is not a multiple of Wan's head_dim " + HEAD_DIM);
+        }
+        int layers = blockCount(source);
+        List<Integer> blocks = pickBlocks(layers);
+        Set<String> sampled = new LinkedHashSet<>();
+        for (String n : fp8.fp8Names()) {
+            Matcher m = BLOCK.matcher(n);
+            if (m.find() && blocks.contains(Integer.parseInt(m.group(1)))) {
+                sampled.add(n);
+            }
+        }
+        weights(name, source, fp8, sampled, ownOutput);
+
+        long t0 = System.nanoTime();
+        WanInputs in = options.activations() != null
+                ? WanInputs.captured(options.activations(), dim, options.grid())
+                : WanInputs.synthetic(naming, dim, options.grid(), options.contextTokens(), options.seed(), reference);
+        notes.addAll(in.notes());
+        notes.add("every block gets the same input x (blocks are not chained)");
+        phase("inputs", t0);
+
+        t0 = System.nanoTime();
+        Fp8Weights weightOnly = new Fp8Weights(fp8, false);
+        Fp8Weights w8a8 = new Fp8Weights(fp8, true);
+        WanBlock block = new WanBlock(naming, dim, HEAD_DIM);
+        for (int b : blocks) {
+            options.log().accept(String.format("block %d: reference run (with per-layer probes)", b));
+            ProbedWeights probed = new ProbedWeights(reference, weightOnly);
+            float[] ref = block.forward(b, in, probed);
+            Set<String> probedLayers = new TreeSet<>();
+            for (ProbedWeights.Probe p : probed.drain()) {
+                probedLayers.add(p.layer() + ".weight");
+                linearChecks(name, b, p.layer(), p.weightOnly(), p.w8a8());
+            }
+            options.log().accept(String.format("block %d: weight-only run", b));
+            float[] wo = block.forward(b, in, weightOnly);
+            options.log().accept(String.format("block %d: W8A8 run", b));
+            float[] w8 = block.forward(b, in, w8a8);
+            blockChecks(name, b, in.x(), ref, wo, "weight_only");
+            blockChecks(name, b, in.x(), ref, w8, "w8a8");
+            for (String n : sampled) {
+                Matcher m = BLOCK.matcher(n);
+                if (m.find() && Integer.parseInt(m.group(1)) == b && !probedLayers.contains(n) && n.endsWith(".weight")) {
+                    notes.add(n + " is not on the block's text path: checked as a single Linear");
+                    singleLinear(name, b, n, reference, weightOnly, source);
+                }
+            }
+        }
+        phase("blocks", t0);
+        runs.add(new VerifyReport.ComponentRun(name, "wan", naming.name().toLowerCase(java.util.Locale.ROOT), blocks,
+                null, notes));
+    }
+
+    private void perLinear(String name, Checkpoint source, Fp8Checkpoint fp8, List<String> notes, boolean ownOutput)
+            throws FormatException {
+        List<String> linears = new ArrayList<>();
+        for (String n : fp8.fp8Names()) {
+            if (n.endsWith(".weight") && fp8.tensor(n).orElseThrow().entry().rank() >= 2) {
+                linears.add(n);
+            }
+        }
+        List<String> picked = new ArrayList<>();
+        int take = Math.min(options.sampledLinears(), linears.size());
+        for (int i = 0; i < take; i++) {
+            picked.add(linears.get((int) ((long) i * linears.size() / take)));
+        }
+        weights(name, source, fp8, new LinkedHashSet<>(picked), ownOutput);
+        notes.add("not a Wan DiT: each sampled Linear checked on its own with N(0,1) inputs of "
+                + options.linearRows() + " rows (" + picked.size() + " of " + linears.size() + " FP8 Linears)");
+        long t0 = System.nanoTime();
+        Fp8Weights weightOnly = new Fp8Weights(fp8, false);
+        ReferenceWeights reference = new ReferenceWeights(source);
+        for (String n : picked) {
+            singleLinear(name, null, n, reference, weightOnly, source);
+        }
+        phase("linears", t0);
+        runs.add(new VerifyReport.ComponentRun(name, "per-linear", null, null, picked, notes));
+    }
+
+    /** One Linear, reference vs FP8 both ways, on seeded N(0,1) inputs. */
+    private void singleLinear(String component, Integer block, String weight, ReferenceWeights reference,
+            Fp8Weights fp8, Checkpoint source) throws FormatException {
+        String base = weight.substring(0, weight.length() - ".weight".length());
+        Optional<Checkpoint.Tensor> src = source.tensor(weight);
+        if (src.isEmpty()) {
+            checks.add(Check.failure(component, "linear", base, "FP8 weight has no source tensor of the same name"));
+            return;
+        }
+        long in = src.get().entry().numel() / src.get().entry().dim(0);
+        int rows = options.linearRows();
+        SplittableRandom r = new SplittableRandom(options.seed() ^ weight.hashCode());
+        float[] x = new float[Math.toIntExact(rows * in)];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = (float) r.nextGaussian();
+        }
+        float[] ref = reference.linear(base, x, rows);
+        float[][] both = fp8.bothWays(base, x, rows);
+        linearChecks(component, block, base, ErrorMetrics.of(ref, both[0]), ErrorMetrics.of(ref, both[1]));
+    }
+
+    private void linearChecks(String component, Integer block, String layer, ErrorMetrics wo, ErrorMetrics w8) {
+        String kind = LayerKinds.of(layer);
+        checks.add(Check.of(component, "linear", block, layer, kind, "weight_only", wo, null, null, null,
+                options.bounds().of("linear", "weight_only", kind)));
+        checks.add(Check.of(component, "linear", block, layer, kind, "w8a8", w8, null, null, null,
+                options.bounds().of("linear", "w8a8", kind)));
+    }
+
+    private void blockChecks(String component, int block, float[] x, float[] ref, float[] out, String run) {
+        checks.add(Check.of(component, "block_output", block, null, null, run, ErrorMetrics.of(ref, out), null, null,
+                null, options.bounds().of("block_output", run, null)));
+        float[] refUpdate = new float[x.length];
+        float[] update = new float[x.length];
+        for (int i = 0; i < x.length; i++) {
+            refUpdate[i] = ref[i] - x[i];
+            update[i] = out[i] - x[i];
+        }
+        checks.add(Check.of(component, "block_update", block, null, null, run, ErrorMetrics.of(refUpdate, update), null,
+                null, null, options.bounds().of("block_update", run, null)));
+    }
+
+    /** Every FP8 weight (or only the sampled ones) against its source, and the manifest against the files. */
+    private void weights(String component, Checkpoint source, Fp8Checkpoint fp8, Set<String> sampled,
+            boolean ownOutput) throws FormatException {
+        if (options.weights() == WeightScope.NONE) {
+            return;
+        }
+        long t0 = System.nanoTime();
+        List<String> names = options.weights() == WeightScope.ALL ? fp8.fp8Names() : List.copyOf(sampled);
+        options.log().accept("checking " + names.size() + " FP8 weights against their source");
+        for (String n : names) {
+            Optional<Checkpoint.Tensor> src = source.tensor(n);
+            Checkpoint.Tensor q = fp8.tensor(n).orElseThrow();
+            if (src.isEmpty()) {
+                checks.add(Check.failure(component, "weight", n, "no source tensor of the same name"));
+                continue;
+            }
+            if (!java.util.Arrays.equals(src.get().entry().shape(), q.entry().shape())) {
+                checks.add(Check.failure(component, "weight", n, "shape " + java.util.Arrays.toString(q.entry().shape())
+                        + " differs from the source's " + java.util.Arrays.toString(src.get().entry().shape())));
+                continue;
+            }
+            if (!src.get().entry().dtype().isQuantizableSource() && src.get().entry().dtype() != dev.fp8q.formats.DType.F64) {
+                checks.add(Check.failure(component, "weight", n, "source dtype " + src.get().entry().dtype()
+                        + " is not a floating type"));
+                continue;
+            }
+            manifestScale(component, fp8, n);
+            WeightCheck.Result r = WeightCheck.run(src.get(), fp8, n);
+            Bound bound = options.bounds().of("weight", null, LayerKinds.of(n));
+            if (ownOutput && bound.maxCodesOffByOne() == null) {
+                // fp8q rounds exactly (NUMERICS.md): on its own output any changed code is damage.
+                bound = bound.overriddenBy(new Bound(null, null, null, 0L, null));
+            }
+            checks.add(Check.of(component, "weight", null, n, LayerKinds.of(n), null, r.metrics(), r.codesOffByOne(),
+                    r.codesFar(), r.underflow(), bound));
+        }
+        phase("weights", t0);
+    }
+
+    /** The manifest's per-tensor scale must be the one in the file. */
+    private void manifestScale(String component, Fp8Checkpoint fp8, String n) throws FormatException {
+        Optional<Manifest.TensorRecord> rec = fp8.record(n);
+        if (rec.isEmpty() || rec.get().scale() == null) {
+            return;
+        }
+        var grid = fp8.scales(n);
+        float inFile = grid.scales()[0];
+        if (grid.scales().length != 1 || Float.floatToIntBits(inFile) != Float.floatToIntBits(rec.get().scale())) {
+            checks.add(Check.failure(component, "manifest", n, "manifest scale " + rec.get().scale()
+                    + " differs from the scale in the file " + inFile));
+        }
+    }
+
+    private List<Integer> pickBlocks(int layers) throws VerifyException {
+        if (layers == 0) {
+            throw new VerifyException("the checkpoint has no blocks.N tensors");
+        }
+        if (options.blocks() == null) {
+            return List.copyOf(new TreeSet<>(List.of(0, (layers - 1) / 2, layers - 1)));
+        }
+        for (int b : options.blocks()) {
+            if (b < 0 || b >= layers) {
+                throw new VerifyException("block " + b + " does not exist: the checkpoint has blocks 0.." + (layers - 1));
+            }
+        }
+        return List.copyOf(new LinkedHashSet<>(options.blocks()));
+    }
+
+    private static int blockCount(Checkpoint c) {
+        int max = -1;
+        for (Checkpoint.Tensor t : c.tensors()) {
+            Matcher m = BLOCK.matcher(t.name());
+            if (m.find()) {
+                max = Math.max(max, Integer.parseInt(m.group(1)));
+            }
+        }
+        return max + 1;
+    }
+
+    private void phase(String name, long t0) {
+        phases.merge(name, (System.nanoTime() - t0) / 1e9, Double::sum);
+    }
+}
