@@ -49,11 +49,26 @@ public final class Bounds {
         return new Bounds(m);
     }
 
-    /** These bounds with one selector's fields overridden. */
+    /**
+     * These bounds with one selector's fields overridden, for the selectors under it too: a bound set for
+     * "linear" also replaces the defaults of "linear.w8a8" (later, more specific settings refine it).
+     */
     public Bounds with(String selector, Bound b) {
         validate(selector);
         Map<String, Bound> m = new LinkedHashMap<>(bySelector);
+        for (Map.Entry<String, Bound> e : m.entrySet()) {
+            if (e.getKey().startsWith(selector + ".")) {
+                e.setValue(e.getValue().overriddenBy(b));
+            }
+        }
         m.merge(selector, b, Bound::overriddenBy);
+        String[] parts = selector.split("\\.");
+        if (parts.length == 2 && !RUNS.contains(parts[1])) {
+            // scope.kind must beat the scope.run defaults, which the lookup ranks as more specific
+            for (String run : RUNS) {
+                m.put(parts[0] + "." + run + "." + parts[1], of(parts[0], run, parts[1]).overriddenBy(b));
+            }
+        }
         return new Bounds(m);
     }
 
