@@ -1,6 +1,7 @@
 package dev.fp8q.bench;
 
 import dev.fp8q.verifier.math.Mat;
+import dev.fp8q.verifier.math.NaiveGemm;
 import dev.fp8q.verifier.math.VectorGemm;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
@@ -48,6 +49,13 @@ public class GemmBench {
         for (int i = 0; i < b.data().length; i++) {
             b.data()[i] = (float) r.nextGaussian();
         }
+    }
+
+    /** The plain triple loop the kernel is tested against: the baseline of the ratio. */
+    @Benchmark
+    public float naive() {
+        new NaiveGemm().mulT(a, b, c);
+        return c.data()[0];
     }
 
     @Benchmark

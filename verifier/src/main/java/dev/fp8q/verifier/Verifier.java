@@ -2,6 +2,7 @@ package dev.fp8q.verifier;
 
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.Components;
+import dev.fp8q.formats.DType;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.formats.manifest.Manifest;
 import dev.fp8q.verifier.check.Bound;
@@ -20,6 +21,7 @@ import dev.fp8q.verifier.weights.Fp8Checkpoint;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -268,12 +270,12 @@ public final class Verifier {
                 checks.add(Check.failure(component, "weight", n, "no source tensor of the same name"));
                 continue;
             }
-            if (!java.util.Arrays.equals(src.get().entry().shape(), q.entry().shape())) {
-                checks.add(Check.failure(component, "weight", n, "shape " + java.util.Arrays.toString(q.entry().shape())
-                        + " differs from the source's " + java.util.Arrays.toString(src.get().entry().shape())));
+            if (!Arrays.equals(src.get().entry().shape(), q.entry().shape())) {
+                checks.add(Check.failure(component, "weight", n, "shape " + Arrays.toString(q.entry().shape())
+                        + " differs from the source's " + Arrays.toString(src.get().entry().shape())));
                 continue;
             }
-            if (!src.get().entry().dtype().isQuantizableSource() && src.get().entry().dtype() != dev.fp8q.formats.DType.F64) {
+            if (!src.get().entry().dtype().isQuantizableSource() && src.get().entry().dtype() != DType.F64) {
                 checks.add(Check.failure(component, "weight", n, "source dtype " + src.get().entry().dtype()
                         + " is not a floating type"));
                 continue;

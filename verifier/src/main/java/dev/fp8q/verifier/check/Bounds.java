@@ -42,8 +42,8 @@ public final class Bounds {
         m.put("weight", new Bound(25.0, null, null, null, 0L));
         m.put("linear.weight_only", new Bound(25.0, null, null, null, null));
         m.put("linear.w8a8", new Bound(22.0, null, null, null, null));
-        m.put("block_output.weight_only", new Bound(30.0, null, null, null, null));
-        m.put("block_output.w8a8", new Bound(27.0, null, null, null, null));
+        m.put("block_output.weight_only", new Bound(20.0, null, null, null, null));
+        m.put("block_output.w8a8", new Bound(17.0, null, null, null, null));
         m.put("block_update.weight_only", new Bound(20.0, null, null, null, null));
         m.put("block_update.w8a8", new Bound(17.0, null, null, null, null));
         return new Bounds(m);

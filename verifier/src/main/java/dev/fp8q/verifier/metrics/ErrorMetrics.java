@@ -41,6 +41,17 @@ public record ErrorMetrics(double sqnrDb, double relL2, double cosine, double ma
             count++;
         }
 
+        /** Sums a caller accumulated itself over count values (a hot loop that keeps them in registers). */
+        public void addSums(double rr, double oo, double ro, double dd, double maxAbs, long count, boolean nonFinite) {
+            this.rr += rr;
+            this.oo += oo;
+            this.ro += ro;
+            this.dd += dd;
+            this.maxAbs = Math.max(this.maxAbs, maxAbs);
+            this.count += count;
+            this.nonFinite |= nonFinite;
+        }
+
         public void merge(Accumulator other) {
             rr += other.rr;
             oo += other.oo;

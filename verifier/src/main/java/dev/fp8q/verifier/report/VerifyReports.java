@@ -186,8 +186,9 @@ public final class VerifyReports {
             }
         }
         VerifyReport.Summary s = r.summary();
-        b.append(String.format(Locale.ROOT, "%s: %d checks, %d failed; %.1f GFLOP in %.1f s%s%n",
-                s.passed() ? "PASS" : "FAIL", s.checks(), s.failed(), s.gflop(), s.seconds(), phases(s.phaseSeconds())));
+        b.append(String.format(Locale.ROOT, "%s: %d checks, %d failed; %.1f GFLOP on %s in %.1f s%s%n",
+                s.passed() ? "PASS" : "FAIL", s.checks(), s.failed(), s.gflop(), r.settings().get("device"), s.seconds(),
+                phases(s.phaseSeconds())));
         return b.toString();
     }
 

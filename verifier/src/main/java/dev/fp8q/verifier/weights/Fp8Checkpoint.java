@@ -21,7 +21,7 @@ import java.util.stream.IntStream;
  */
 public final class Fp8Checkpoint {
 
-    /** Where runtimes look for a weight's scale: fp8q/compressed-tensors/ModelOpt, ComfyUI legacy, HF block. */
+    /** Scale names beside "<w>": fp8q, ComfyUI, compressed-tensors, ModelOpt, HF ("_scale"); HF block ("_scale_inv"). */
     private static final List<String> SCALE_SUFFIXES = List.of("_scale", "_scale_inv");
 
     private final Checkpoint checkpoint;
@@ -92,7 +92,7 @@ public final class Fp8Checkpoint {
         for (String suffix : SCALE_SUFFIXES) {
             candidates.add(name + suffix);
         }
-        if (name.endsWith(".weight")) {
+        if (name.endsWith(".weight")) { // ComfyUI legacy: "<layer>.scale_weight"
             candidates.add(name.substring(0, name.length() - "weight".length()) + "scale_weight");
         }
         for (String c : candidates) {

@@ -30,7 +30,7 @@ class BoundsTest {
         Bounds b = Bounds.defaults().with("block_update", sqnr(90));
         assertEquals(90.0, b.of("block_update", "weight_only", null).minSqnrDb());
         assertEquals(90.0, b.of("block_update", "w8a8", null).minSqnrDb());
-        assertEquals(30.0, b.of("block_output", "weight_only", null).minSqnrDb());
+        assertEquals(20.0, b.of("block_output", "weight_only", null).minSqnrDb());
         // fields the user did not set stay as they were
         assertEquals(0L, Bounds.defaults().with("weight", sqnr(10)).of("weight", null, "ffn").maxCodesFar());
     }

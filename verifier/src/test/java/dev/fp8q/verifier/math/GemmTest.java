@@ -94,6 +94,14 @@ class GemmTest {
     }
 
     @Test
+    void theRequestedVectorWidthIsTheOneInUse() {
+        String bits = System.getProperty("fp8q.vector.bits");
+        if (bits != null) {
+            assertEquals(Integer.parseInt(bits), VectorGemm.vectorBits());
+        }
+    }
+
+    @Test
     void mismatchedShapesAreRefused() {
         assertThrows(IllegalArgumentException.class,
                 () -> VectorGemm.parallel().mulT(Mat.zeros(3, 4), Mat.zeros(5, 3), Mat.zeros(3, 5)));
