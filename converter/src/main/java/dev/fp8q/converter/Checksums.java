@@ -27,7 +27,11 @@ public final class Checksums {
     public static Map<String, String> crc32c(SafetensorsFile f, ForkJoinPool pool) throws Exception {
         Map<String, String> out = new ConcurrentHashMap<>();
         List<TensorEntry> ts = f.tensors();
-        pool.submit(() -> ts.parallelStream().forEach(t -> out.put(t.name(), crc32c(f.data(t))))).get();
+        pool.submit(() -> ts.parallelStream().forEach(t -> {
+            MemorySegment data = f.data(t);
+            out.put(t.name(), crc32c(data));
+            Converter.release(data);
+        })).get();
         return new HashMap<>(out);
     }
 

@@ -76,12 +76,27 @@ public final class Converter {
             throw new ConvertException(dst + " exists (use --force to replace it)");
         }
         Files.createDirectories(dstAbs.getParent());
+        try (OutputLock lock = OutputLock.acquire(dstAbs)) {
+            for (Path stale : lock.removeStale(dstAbs)) {
+                progress.warn("removed " + stale + ", left by an interrupted run");
+            }
+            return convertLocked(components, dstAbs);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    private Manifest convertLocked(List<Components.Component> components, Path dstAbs) throws Exception {
+        if (Files.exists(dstAbs) && !options.force()) { // again, now that no other run can create it
+            throw new ConvertException(dstAbs + " exists (use --force to replace it)");
+        }
         Path tmp = dstAbs.resolveSibling("." + dstAbs.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
         Files.createDirectory(tmp);
         try {
             List<Manifest.Source> sources = new ArrayList<>();
             List<Manifest.TensorRecord> records = new ArrayList<>();
             List<Checkpoint> open = new ArrayList<>();
+            SourceSnapshot snapshot;
             try {
                 long total = 0;
                 for (Components.Component c : components) {
@@ -89,12 +104,14 @@ public final class Converter {
                     open.add(cp);
                     total += cp.totalBytes();
                 }
+                snapshot = SourceSnapshot.of(open);
                 progress.start(total);
                 for (int i = 0; i < components.size(); i++) {
                     Components.Component c = components.get(i);
                     Path out = c.name().isEmpty() ? tmp : Files.createDirectories(tmp.resolve(c.name()));
                     convertComponent(c, open.get(i), out, sources, records);
                 }
+                snapshot.verifyUnchanged();
             } finally {
                 open.forEach(Checkpoint::close);
             }
@@ -106,8 +123,6 @@ public final class Converter {
         } catch (Exception | Error e) {
             deleteTree(tmp);
             throw e;
-        } finally {
-            pool.shutdownNow();
         }
     }
 
@@ -217,6 +232,7 @@ public final class Converter {
                 } else {
                     copy(w, e, data, j.outType());
                 }
+                release(data);
                 progress.advance(e.byteSize());
             }
             w.commit();
@@ -347,6 +363,16 @@ public final class Converter {
             deleteTree(old);
         } else {
             Files.move(tmp, dst, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        }
+    }
+
+    /**
+     * Drops a finished tensor's mapped pages from this process (they stay in the page cache), so the resident
+     * size stays near one tensor's worth instead of growing to the whole checkpoint.
+     */
+    static void release(MemorySegment data) {
+        if (data.isMapped() && data.byteSize() > 0) {
+            data.unload();
         }
     }
 
