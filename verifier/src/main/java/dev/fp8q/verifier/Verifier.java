@@ -18,6 +18,7 @@ import dev.fp8q.verifier.wan.WanBlock;
 import dev.fp8q.verifier.wan.WanInputs;
 import dev.fp8q.verifier.wan.WanNaming;
 import dev.fp8q.verifier.weights.Fp8Checkpoint;
+import dev.fp8q.verifier.weights.ScaleGrid;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -280,8 +281,9 @@ public final class Verifier {
                         + " is not a floating type"));
                 continue;
             }
-            manifestScale(component, fp8, n);
-            WeightCheck.Result r = WeightCheck.run(src.get(), fp8, n);
+            ScaleGrid grid = fp8.scales(n);
+            manifestScale(component, fp8, n, grid);
+            WeightCheck.Result r = WeightCheck.run(src.get(), q, grid);
             Bound bound = options.bounds().of("weight", null, LayerKinds.of(n));
             if (ownOutput && bound.maxCodesOffByOne() == null) {
                 // fp8q rounds exactly (NUMERICS.md): on its own output any changed code is damage.
@@ -294,12 +296,11 @@ public final class Verifier {
     }
 
     /** The manifest's per-tensor scale must be the one in the file. */
-    private void manifestScale(String component, Fp8Checkpoint fp8, String n) throws FormatException {
+    private void manifestScale(String component, Fp8Checkpoint fp8, String n, ScaleGrid grid) {
         Optional<Manifest.TensorRecord> rec = fp8.record(n);
         if (rec.isEmpty() || rec.get().scale() == null) {
             return;
         }
-        var grid = fp8.scales(n);
         float inFile = grid.scales()[0];
         if (grid.scales().length != 1 || Float.floatToIntBits(inFile) != Float.floatToIntBits(rec.get().scale())) {
             checks.add(Check.failure(component, "manifest", n, "manifest scale " + rec.get().scale()

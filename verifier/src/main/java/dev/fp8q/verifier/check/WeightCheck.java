@@ -2,11 +2,9 @@ package dev.fp8q.verifier.check;
 
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.DType;
-import dev.fp8q.formats.FormatException;
 import dev.fp8q.formats.codec.E4M3;
 import dev.fp8q.formats.codec.Elements;
 import dev.fp8q.verifier.metrics.ErrorMetrics;
-import dev.fp8q.verifier.weights.Fp8Checkpoint;
 import dev.fp8q.verifier.weights.ScaleGrid;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -25,9 +23,8 @@ public final class WeightCheck {
 
     private WeightCheck() {}
 
-    public static Result run(Checkpoint.Tensor source, Fp8Checkpoint fp8, String name) throws FormatException {
-        Checkpoint.Tensor q = fp8.tensor(name).orElseThrow();
-        ScaleGrid grid = fp8.scales(name);
+    /** source against the FP8 tensor q, dequantized with grid (the scales a runtime reads for q). */
+    public static Result run(Checkpoint.Tensor source, Checkpoint.Tensor q, ScaleGrid grid) {
         MemorySegment src = source.data();
         MemorySegment codes = q.data();
         DType dtype = source.entry().dtype();

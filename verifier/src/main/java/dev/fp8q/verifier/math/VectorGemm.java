@@ -145,10 +145,9 @@ public final class VectorGemm implements Gemm {
         int a0 = aOff, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda, a4 = a3 + lda, a5 = a4 + lda;
         for (int p = 0; p < kc; p++) {
             int q = p * NR;
-            FloatVector b0 = FloatVector.fromArray(S, bp, q + 0 * L);
-            FloatVector b1 = FloatVector.fromArray(S, bp, q + 1 * L);
-            FloatVector x;
-            x = FloatVector.broadcast(S, a[a0 + p]);
+            FloatVector b0 = FloatVector.fromArray(S, bp, q);
+            FloatVector b1 = FloatVector.fromArray(S, bp, q + L);
+            FloatVector x = FloatVector.broadcast(S, a[a0 + p]);
             c00 = x.fma(b0, c00);
             c01 = x.fma(b1, c01);
             x = FloatVector.broadcast(S, a[a1 + p]);
@@ -167,18 +166,18 @@ public final class VectorGemm implements Gemm {
             c50 = x.fma(b0, c50);
             c51 = x.fma(b1, c51);
         }
-        store(c00, c, cOff + 0 * ldc + 0 * L, accumulate, nValid - 0 * L);
-        store(c01, c, cOff + 0 * ldc + 1 * L, accumulate, nValid - 1 * L);
-        store(c10, c, cOff + 1 * ldc + 0 * L, accumulate, nValid - 0 * L);
-        store(c11, c, cOff + 1 * ldc + 1 * L, accumulate, nValid - 1 * L);
-        store(c20, c, cOff + 2 * ldc + 0 * L, accumulate, nValid - 0 * L);
-        store(c21, c, cOff + 2 * ldc + 1 * L, accumulate, nValid - 1 * L);
-        store(c30, c, cOff + 3 * ldc + 0 * L, accumulate, nValid - 0 * L);
-        store(c31, c, cOff + 3 * ldc + 1 * L, accumulate, nValid - 1 * L);
-        store(c40, c, cOff + 4 * ldc + 0 * L, accumulate, nValid - 0 * L);
-        store(c41, c, cOff + 4 * ldc + 1 * L, accumulate, nValid - 1 * L);
-        store(c50, c, cOff + 5 * ldc + 0 * L, accumulate, nValid - 0 * L);
-        store(c51, c, cOff + 5 * ldc + 1 * L, accumulate, nValid - 1 * L);
+        store(c00, c, cOff, accumulate, nValid);
+        store(c01, c, cOff + L, accumulate, nValid - L);
+        store(c10, c, cOff + ldc, accumulate, nValid);
+        store(c11, c, cOff + ldc + L, accumulate, nValid - L);
+        store(c20, c, cOff + 2 * ldc, accumulate, nValid);
+        store(c21, c, cOff + 2 * ldc + L, accumulate, nValid - L);
+        store(c30, c, cOff + 3 * ldc, accumulate, nValid);
+        store(c31, c, cOff + 3 * ldc + L, accumulate, nValid - L);
+        store(c40, c, cOff + 4 * ldc, accumulate, nValid);
+        store(c41, c, cOff + 4 * ldc + L, accumulate, nValid - L);
+        store(c50, c, cOff + 5 * ldc, accumulate, nValid);
+        store(c51, c, cOff + 5 * ldc + L, accumulate, nValid - L);
     }
 
     private static void kernel1(float[] a, int aOff, float[] bp, int kc, float[] c, int cOff, boolean accumulate,
@@ -186,11 +185,11 @@ public final class VectorGemm implements Gemm {
         FloatVector c0 = FloatVector.zero(S), c1 = FloatVector.zero(S);
         for (int p = 0; p < kc; p++) {
             FloatVector x = FloatVector.broadcast(S, a[aOff + p]);
-            c0 = x.fma(FloatVector.fromArray(S, bp, p * NR + 0 * L), c0);
-            c1 = x.fma(FloatVector.fromArray(S, bp, p * NR + 1 * L), c1);
+            c0 = x.fma(FloatVector.fromArray(S, bp, p * NR), c0);
+            c1 = x.fma(FloatVector.fromArray(S, bp, p * NR + L), c1);
         }
-        store(c0, c, cOff + 0 * L, accumulate, nValid - 0 * L);
-        store(c1, c, cOff + 1 * L, accumulate, nValid - 1 * L);
+        store(c0, c, cOff, accumulate, nValid);
+        store(c1, c, cOff + L, accumulate, nValid - L);
     }
 
     /** Stores one vector of a C row; valid = columns of this vector that exist (may be <= 0 or > L). */

@@ -52,9 +52,7 @@ public final class Fp8Weights implements RunWeights {
     }
 
     private int outFeatures(String weight) throws FormatException {
-        return (int) fp8.checkpoint().tensor(weight).orElseThrow(() -> new FormatException(
-                FormatException.Rule.TENSOR_NOT_FOUND, fp8.checkpoint().root(), weight, "not in the FP8 checkpoint"))
-                .entry().dim(0);
+        return (int) fp8.require(weight).entry().dim(0);
     }
 
     private float[] bias(String base) throws FormatException {

@@ -115,8 +115,7 @@ public record WanInputs(float[] x, int[] grid, float[] context, int contextToken
             int[] g = grid.clone();
             var gt = c.tensor("grid");
             if (gt.isPresent()) {
-                float[] gv = gridValues(gt.get());
-                g = new int[] {(int) gv[0], (int) gv[1], (int) gv[2]};
+                g = gridValues(gt.get());
             }
             int tokens = x.length / dim;
             if ((long) g[0] * g[1] * g[2] != tokens) {
@@ -144,16 +143,17 @@ public record WanInputs(float[] x, int[] grid, float[] context, int contextToken
         return TensorValues.of(t);
     }
 
-    private static float[] gridValues(Checkpoint.Tensor t) throws FormatException {
+    private static int[] gridValues(Checkpoint.Tensor t) throws FormatException {
         if (t.entry().numel() != 3) {
             throw new FormatException(Rule.TENSOR_INVALID_INFO, t.shard().path(), t.name(), "grid must hold 3 values");
         }
         var seg = t.data();
-        float[] out = new float[3];
+        int[] out = new int[3];
         for (int i = 0; i < 3; i++) {
             out[i] = switch (t.entry().dtype()) {
                 case I32 -> seg.getAtIndex(dev.fp8q.formats.codec.Elements.INT, i);
-                case I64 -> (float) seg.getAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, i);
+                case I64 -> (int) Math.max(0, Math.min(Integer.MAX_VALUE,
+                        seg.getAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, i)));
                 default -> throw new FormatException(Rule.TENSOR_INVALID_INFO, t.shard().path(), t.name(),
                         "grid must be I32 or I64");
             };

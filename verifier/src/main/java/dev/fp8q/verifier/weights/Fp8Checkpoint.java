@@ -122,7 +122,8 @@ public final class Fp8Checkpoint {
         return out;
     }
 
-    Checkpoint.Tensor require(String name) throws FormatException {
+    /** The tensor, or TENSOR_NOT_FOUND naming it. */
+    public Checkpoint.Tensor require(String name) throws FormatException {
         return checkpoint.tensor(name).orElseThrow(
                 () -> new FormatException(Rule.TENSOR_NOT_FOUND, checkpoint.root(), name, "not in the FP8 checkpoint"));
     }

@@ -4,6 +4,7 @@ import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.formats.FormatException.Rule;
+import dev.fp8q.formats.codec.E4M3;
 import dev.fp8q.formats.codec.Elements;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -48,7 +49,7 @@ public final class TensorValues {
             case F32 -> MemorySegment.copy(seg, Elements.FLOAT, (long) from * 4, out, from, to - from);
             case F8_E4M3 -> {
                 for (int i = from; i < to; i++) {
-                    out[i] = dev.fp8q.formats.codec.E4M3.decode(seg.get(ValueLayout.JAVA_BYTE, i));
+                    out[i] = E4M3.decode(seg.get(ValueLayout.JAVA_BYTE, i));
                 }
             }
             default -> {
