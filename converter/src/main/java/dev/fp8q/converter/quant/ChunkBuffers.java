@@ -14,7 +14,18 @@ public final class ChunkBuffers {
         void run(long from, long to, MemorySegment out) throws Exception;
     }
 
+    /** One output buffer per worker thread, reused: fresh buffers cost an allocation, zeroing and page faults. */
+    private static final ThreadLocal<MemorySegment[]> BUFFERS = ThreadLocal.withInitial(() -> new MemorySegment[1]);
+
     private ChunkBuffers() {}
+
+    private static MemorySegment buffer(long bytes) {
+        MemorySegment[] holder = BUFFERS.get();
+        if (holder[0] == null || holder[0].byteSize() < bytes) {
+            holder[0] = Arena.ofAuto().allocate(bytes, 64);
+        }
+        return holder[0].asSlice(0, bytes);
+    }
 
     /** Calls body for [from, to) chunks of n elements, with a buffer of (to - from) * outBytesPerElement bytes. */
     public static void forEachChunk(ForkJoinPool pool, long n, int chunk, int outBytesPerElement, Body body)
@@ -24,8 +35,8 @@ public final class ChunkBuffers {
             pool.submit(() -> IntStream.range(0, chunks).parallel().forEach(c -> {
                 long from = (long) c * chunk;
                 long to = Math.min(n, from + chunk);
-                try (Arena arena = Arena.ofConfined()) {
-                    body.run(from, to, arena.allocate((to - from) * outBytesPerElement));
+                try {
+                    body.run(from, to, buffer((to - from) * outBytesPerElement));
                 } catch (RuntimeException e) {
                     throw e;
                 } catch (Exception e) {

@@ -2,6 +2,7 @@ package dev.fp8q.converter.quant;
 
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.codec.E4M3;
+import dev.fp8q.formats.codec.Amax;
 import dev.fp8q.formats.codec.E4M3Table;
 import dev.fp8q.formats.codec.Elements;
 import java.lang.foreign.MemorySegment;
@@ -12,7 +13,8 @@ import java.util.stream.IntStream;
 /**
  * Per-tensor E4M3 quantization of a mapped BF16/F16/F32 tensor, in parallel chunks. 16-bit sources go
  * through a histogram of the 65536 bit patterns (amax, NaN/Inf count and the error figures follow exactly
- * from it) and the 64 KiB encode table; F32 divides each value by the scale (NUMERICS.md).
+ * from it) and the 64 KiB encode table: two cheap scalar passes that run at full speed from the first
+ * tensor. F32 goes through a {@link QuantKernel}. See docs/BENCHMARKS.md for the figures behind the choice.
  */
 public final class TensorQuantizer {
 
@@ -26,9 +28,15 @@ public final class TensorQuantizer {
     }
 
     private final ForkJoinPool pool;
+    private final QuantKernel kernel;
 
     public TensorQuantizer(ForkJoinPool pool) {
+        this(pool, QuantKernel.best());
+    }
+
+    public TensorQuantizer(ForkJoinPool pool, QuantKernel kernel) {
         this.pool = pool;
+        this.kernel = kernel;
     }
 
     static int chunks(long n) {
@@ -93,10 +101,11 @@ public final class TensorQuantizer {
                 }
             }
         }
-        encodeChunks(n, sink, (from, to, out) -> {
+        ChunkBuffers.forEachChunk(pool, n, CHUNK, 1, (from, to, out) -> {
             for (long i = from; i < to; i++) {
                 out.set(ValueLayout.JAVA_BYTE, i - from, table[src.getAtIndex(Elements.SHORT, i) & 0xFFFF]);
             }
+            sink.accept(from, out);
         });
         return new QuantResult(amax, scale, signal, noise, nonzero, underflow);
     }
@@ -108,80 +117,29 @@ public final class TensorQuantizer {
         return a;
     }
 
+    /** F32: the arithmetic kernel, a pass for the largest magnitude and one that encodes and sums figures. */
     private QuantResult f32(String name, MemorySegment src, Sink sink) throws Exception {
+        DType dtype = DType.F32;
         long n = src.byteSize() / 4;
-        long[] maxAndBad = pool.submit(() -> IntStream.range(0, chunks(n)).parallel().mapToObj(c -> {
-            int max = 0;
-            long bad = 0;
-            long end = Math.min(n, (long) (c + 1) * CHUNK);
-            for (long i = (long) c * CHUNK; i < end; i++) {
-                int m = src.getAtIndex(Elements.INT, i) & 0x7FFF_FFFF;
-                if (m >= 0x7F80_0000) {
-                    bad++;
-                } else if (m > max) {
-                    max = m;
-                }
-            }
-            return new long[] {max, bad};
-        }).reduce(new long[] {0, 0}, (a, b) -> new long[] {Math.max(a[0], b[0]), a[1] + b[1]})).get();
-        if (maxAndBad[1] > 0) {
-            throw new NonFiniteException(name, maxAndBad[1]);
+        int maxBits = pool.submit(() -> IntStream.range(0, chunks(n)).parallel()
+                .map(c -> kernel.maxMagnitudeBits(src, dtype, (long) c * CHUNK, Math.min(n, (long) (c + 1) * CHUNK)))
+                .max().orElse(0)).get();
+        if (maxBits >= QuantKernel.nonFiniteBits(dtype)) {
+            throw new NonFiniteException(name, Amax.of(src, dtype).nonFinite());
         }
-        float amax = Float.intBitsToFloat((int) maxAndBad[0]);
+        float amax = Float.intBitsToFloat(maxBits);
         float scale = amax == 0f ? 1f : amax / E4M3.MAX;
-        int chunks = chunks(n);
-        double[] sig = new double[chunks];
-        double[] noi = new double[chunks];
-        long[] nz = new long[chunks];
-        long[] uf = new long[chunks];
-        encodeChunks(n, sink, (from, to, out) -> {
-            int c = (int) (from / CHUNK);
-            double s = 0;
-            double e = 0;
-            long z = 0;
-            long u = 0;
-            for (long i = from; i < to; i++) {
-                float x = src.getAtIndex(Elements.FLOAT, i);
-                byte code = E4M3.encode(x / scale);
-                out.set(ValueLayout.JAVA_BYTE, i - from, code);
-                double d = (double) (E4M3.decode(code) * scale);
-                s += (double) x * x;
-                e += (x - d) * (x - d);
-                if (x != 0) {
-                    z++;
-                    if (d == 0) {
-                        u++;
-                    }
-                }
-            }
-            sig[c] = s;
-            noi[c] = e;
-            nz[c] = z;
-            uf[c] = u;
-        });
-        double signal = 0;
-        double noise = 0;
-        long nonzero = 0;
-        long underflow = 0;
-        for (int c = 0; c < chunks; c++) { // summed in chunk order: the same figures at any thread count
-            signal += sig[c];
-            noise += noi[c];
-            nonzero += nz[c];
-            underflow += uf[c];
-        }
-        return new QuantResult(amax, scale, signal, noise, nonzero, underflow);
-    }
-
-    @FunctionalInterface
-    interface ChunkEncoder {
-        void encode(long from, long to, MemorySegment out);
-    }
-
-    /** Runs the encoder over chunks in parallel, each into its own buffer handed to the sink. */
-    private void encodeChunks(long n, Sink sink, ChunkEncoder enc) throws Exception {
+        ChunkStats[] stats = new ChunkStats[chunks(n)];
         ChunkBuffers.forEachChunk(pool, n, CHUNK, 1, (from, to, out) -> {
-            enc.encode(from, to, out);
+            ChunkStats s = new ChunkStats();
+            kernel.encode(src, dtype, from, to, scale, out, s);
+            stats[(int) (from / CHUNK)] = s;
             sink.accept(from, out);
         });
+        ChunkStats total = new ChunkStats();
+        for (ChunkStats s : stats) { // in chunk order: the same figures at any thread count
+            total.add(s);
+        }
+        return new QuantResult(amax, scale, total.signal, total.noise, total.nonzero, total.underflow);
     }
 }
