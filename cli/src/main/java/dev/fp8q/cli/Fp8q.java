@@ -17,7 +17,7 @@ import picocli.CommandLine.Option;
 /** The fp8q command: subcommands, shared options, and one place that turns failures into exit codes. */
 @Command(name = "fp8q", mixinStandardHelpOptions = true, version = "fp8q 0.1.0",
         description = "Turns BF16/F16/F32 transformer checkpoints into FP8 E4M3 checkpoints, verifies the error, reports memory.",
-        subcommands = {InspectCommand.class, PlanCommand.class, ConvertCommand.class, CheckCommand.class, VerifyCommand.class, ReportCommand.class,
+        subcommands = {InspectCommand.class, PlanCommand.class, ConvertCommand.class, DequantizeCommand.class, CheckCommand.class, VerifyCommand.class, ReportCommand.class,
                 TestdataCommand.class, CommandLine.HelpCommand.class})
 public final class Fp8q {
 

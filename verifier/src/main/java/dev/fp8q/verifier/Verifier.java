@@ -105,7 +105,8 @@ public final class Verifier {
                         (Linear.flops() - flops0) / 1e9, seconds, Map.copyOf(phases)));
     }
 
-    private static Optional<Manifest> readManifest(Path fp8) throws FormatException {
+    /** fp8-manifest.json in the folder (or beside the file), when there is one. */
+    public static Optional<Manifest> readManifest(Path fp8) throws FormatException {
         Path file = Files.isDirectory(fp8) ? fp8.resolve(Manifest.FILE) : fp8.resolveSibling(Manifest.FILE);
         return Files.isRegularFile(file) ? Optional.of(Manifest.read(file)) : Optional.empty();
     }

@@ -82,6 +82,11 @@ public final class Fp8Checkpoint {
         return grid;
     }
 
+    /** The name of an FP8 weight's scale tensor (manifest first, then the layouts' naming). */
+    public String scaleName(String name) throws FormatException {
+        return scaleTensor(name).name();
+    }
+
     private Checkpoint.Tensor scaleTensor(String name) throws FormatException {
         Manifest.TensorRecord r = records.get(name);
         if (r != null && r.scaleTensor() != null) {

@@ -1,0 +1,205 @@
+package dev.fp8q.verifier.weights;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.fp8q.formats.Checkpoint;
+import dev.fp8q.formats.Components;
+import dev.fp8q.formats.DType;
+import dev.fp8q.formats.FormatException;
+import dev.fp8q.formats.codec.E4M3;
+import dev.fp8q.formats.codec.E5M2;
+import dev.fp8q.formats.codec.Elements;
+import dev.fp8q.formats.manifest.Manifest;
+import dev.fp8q.formats.safetensors.SafetensorsFile;
+import dev.fp8q.formats.safetensors.SafetensorsWriter;
+import dev.fp8q.formats.safetensors.ShardIndex;
+import dev.fp8q.formats.safetensors.TensorSpec;
+import dev.fp8q.verifier.Verifier;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.UUID;
+import java.util.stream.IntStream;
+import java.util.stream.Stream;
+
+/**
+ * fp8q dequantize: an FP8 checkpoint (fp8q's or another tool's, in any layout Fp8Checkpoint reads) back to
+ * BF16/F16/F32 safetensors with the original names. FP8 codes times their scales (per tensor, channel or
+ * block), rounded to nearest even into the output dtype; an FP8 tensor without any scale (a plain cast) is
+ * taken at face value; scale tensors and ComfyUI's legacy {@code scaled_fp8} marker are dropped; every other
+ * tensor is copied byte for byte. Shards, index and components mirror DST; written to a temporary folder that is
+ * renamed to OUT at the end, so OUT never exists half-written. Tensors are streamed in chunks, off the heap.
+ */
+public final class Dequantizer {
+
+    /** What was written. */
+    public record Result(int dequantized, int copied, int scalesDropped, long bytes) {}
+
+    private static final int CHUNK = 1 << 20;
+    private static final String COMFY_METADATA = "_quantization_metadata";
+    private static final String COMFY_LEGACY_MARKER = "scaled_fp8";
+
+    private Dequantizer() {}
+
+    public static Result run(Path dst, Path out, DType dtype) throws FormatException, IOException {
+        if (dtype != DType.BF16 && dtype != DType.F16 && dtype != DType.F32) {
+            throw new IllegalArgumentException("dequantize writes bf16, f16 or f32, not " + dtype);
+        }
+        Optional<Manifest> manifest = Verifier.readManifest(dst);
+        Path target = out.toAbsolutePath().normalize();
+        Path tmp = target.resolveSibling("." + target.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
+        Files.createDirectories(tmp);
+        int[] counts = new int[3];
+        long bytes = 0;
+        try {
+            for (Components.Component c : Components.of(dst)) {
+                List<Manifest.TensorRecord> records = manifest.map(m -> m.tensors().stream()
+                        .filter(r -> c.name().equals(r.component() == null ? "" : r.component())).toList())
+                        .orElse(List.of());
+                Path dir = c.name().isEmpty() ? tmp : Files.createDirectories(tmp.resolve(c.name()));
+                try (Checkpoint cp = Checkpoint.open(c.path())) {
+                    bytes += component(new Fp8Checkpoint(cp, records), c.path(), dir, dtype, counts);
+                }
+            }
+            if (Files.exists(target)) {
+                deleteTree(target);
+            }
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException | FormatException | RuntimeException | Error e) {
+            deleteTree(tmp);
+            throw e;
+        }
+        return new Result(counts[0], counts[1], counts[2], bytes);
+    }
+
+    private static long component(Fp8Checkpoint fp8, Path source, Path dir, DType dtype, int[] counts)
+            throws FormatException, IOException {
+        Checkpoint cp = fp8.checkpoint();
+        Set<String> scales = new HashSet<>();
+        Set<String> unscaled = new HashSet<>();
+        List<String> fp8Names = cp.tensors().stream().filter(t -> isFp8(t.entry().dtype())).map(Checkpoint.Tensor::name).toList();
+        for (String name : fp8Names) {
+            if (name.equals(COMFY_LEGACY_MARKER)) {
+                scales.add(name); // says "scaled FP8 inside": not true of OUT
+                continue;
+            }
+            try {
+                scales.add(fp8.scaleName(name));
+            } catch (FormatException noScale) {
+                unscaled.add(name); // a plain cast to FP8: the codes are the values
+            }
+        }
+        Map<String, String> weightMap = new LinkedHashMap<>();
+        long total = 0;
+        for (SafetensorsFile shard : cp.shards()) {
+            List<Checkpoint.Tensor> tensors = cp.tensors().stream()
+                    .filter(t -> t.shard() == shard && !scales.contains(t.name())).toList();
+            counts[2] += (int) cp.tensors().stream().filter(t -> t.shard() == shard && scales.contains(t.name())).count();
+            List<TensorSpec> specs = new ArrayList<>();
+            for (Checkpoint.Tensor t : tensors) {
+                specs.add(new TensorSpec(t.name(), isFp8(t.entry().dtype()) ? dtype : t.entry().dtype(), t.entry().shape()));
+            }
+            Map<String, String> metadata = new TreeMap<>(shard.metadata() == null ? Map.of() : shard.metadata());
+            metadata.remove(COMFY_METADATA);
+            Path file = dir.resolve(shard.path().getFileName().toString());
+            try (SafetensorsWriter w = SafetensorsWriter.create(file, metadata, specs)) {
+                for (Checkpoint.Tensor t : tensors) {
+                    if (isFp8(t.entry().dtype())) {
+                        dequantize(t, unscaled.contains(t.name()) ? null : fp8.scales(t.name()), dtype, w);
+                        counts[0]++;
+                        total += t.entry().numel() * (dtype.bits() / 8);
+                    } else {
+                        MemorySegment data = t.data();
+                        for (long off = 0; off < data.byteSize(); off += CHUNK * 64L) { // 64 MiB writes
+                            w.write(t.name(), off, data.asSlice(off, Math.min(CHUNK * 64L, data.byteSize() - off)));
+                        }
+                        counts[1]++;
+                        total += t.entry().byteSize();
+                    }
+                    weightMap.put(t.name(), file.getFileName().toString());
+                }
+                w.commit();
+            }
+        }
+        if (cp.index().isPresent()) {
+            ShardIndex.write(dir.resolve(cp.index().get().file().getFileName().toString()), total, weightMap);
+        }
+        Path config = Files.isDirectory(source) ? source.resolve("config.json") : null;
+        if (config != null && Files.isRegularFile(config)) {
+            writeConfig(config, dir.resolve("config.json"));
+        }
+        return total;
+    }
+
+    /** Codes times their scales (grid null: no scale, the codes are the values). */
+    private static void dequantize(Checkpoint.Tensor t, ScaleGrid grid, DType dtype, SafetensorsWriter w) {
+        MemorySegment codes = t.data();
+        long n = t.entry().numel();
+        int width = dtype.bits() / 8;
+        boolean e5m2 = t.entry().dtype() == DType.F8_E5M2;
+        IntStream.range(0, (int) ((n + CHUNK - 1) / CHUNK)).parallel().forEach(c -> {
+            long from = (long) c * CHUNK;
+            long to = Math.min(n, from + CHUNK);
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment buf = arena.allocate((to - from) * width);
+                for (long i = from; i < to; i++) {
+                    byte code = codes.get(ValueLayout.JAVA_BYTE, i);
+                    float v = (e5m2 ? E5M2.decode(code) : E4M3.decode(code)) * (grid == null ? 1f : grid.scaleOf(i));
+                    switch (dtype) {
+                        case BF16 -> buf.setAtIndex(Elements.SHORT, i - from, Elements.floatToBf16(v));
+                        case F16 -> buf.setAtIndex(Elements.SHORT, i - from, Float.floatToFloat16(v));
+                        default -> buf.setAtIndex(Elements.FLOAT, i - from, v);
+                    }
+                }
+                w.write(t.name(), from * width, buf);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        });
+    }
+
+    private static boolean isFp8(DType d) {
+        return d == DType.F8_E4M3 || d == DType.F8_E5M2;
+    }
+
+    /** config.json without its quantization_config: OUT is a plain high-precision checkpoint again. */
+    private static void writeConfig(Path src, Path dst) throws IOException {
+        ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+        try {
+            if (json.readTree(src.toFile()) instanceof ObjectNode cfg) {
+                cfg.remove("quantization_config");
+                json.writeValue(dst.toFile(), cfg);
+                return;
+            }
+        } catch (com.fasterxml.jackson.core.JacksonException e) {
+            // not JSON: copied unchanged below
+        }
+        Files.copy(src, dst);
+    }
+
+    private static void deleteTree(Path p) throws IOException {
+        if (!Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
+            return;
+        }
+        try (Stream<Path> s = Files.walk(p)) {
+            for (Path q : s.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(q);
+            }
+        }
+    }
+}
