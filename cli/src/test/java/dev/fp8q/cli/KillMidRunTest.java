@@ -3,6 +3,7 @@ package dev.fp8q.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.fp8q.converter.Converter;
 import dev.fp8q.formats.DType;
 import dev.fp8q.testdata.WanCheckpoints;
 import dev.fp8q.testdata.WanDims;
@@ -10,46 +11,76 @@ import dev.fp8q.testdata.WanNaming;
 import dev.fp8q.testdata.WanVariant;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Random;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** A convert killed with SIGKILL at several points never leaves a DST; a rerun then completes and checks clean. */
+/**
+ * A convert killed with SIGKILL at random points never leaves a DST that is not complete: with no DST before,
+ * none or a complete one after; with --force over an existing DST, the old or the new one, complete either way.
+ * A rerun then completes, and no temporary folder survives it. The seed is printed for a rerun of a failure.
+ */
 class KillMidRunTest {
 
     @Test
-    void killedRunsLeaveNoDstAndARerunSucceeds(@TempDir Path dir) throws Exception {
+    void killedRunsLeaveNoPartialDstAndARerunSucceeds(@TempDir Path dir) throws Exception {
         Path src = dir.resolve("src");
         WanCheckpoints.make(new WanCheckpoints.Request(WanVariant.T2V_A14B, WanNaming.ORIGINAL,
                 WanDims.tiny(WanVariant.T2V_A14B).withDim(1024, 4096).withLayers(4), DType.F32, 64L << 20, false, 0, 2), src);
         Path dst = dir.resolve("dst");
-        String java = ProcessHandle.current().info().command().orElse("java");
+        long t0 = System.nanoTime();
+        assertEquals(0, child(dir, src, dst, false).waitFor());
+        long fullMs = (System.nanoTime() - t0) / 1_000_000;
+        long seed = Long.getLong("fp8q.kill.seed", System.nanoTime());
+        System.out.println("KillMidRunTest: seed " + seed + ", an uninterrupted run takes " + fullMs + " ms");
+        Random rnd = new Random(seed);
         int killedBeforeEnd = 0;
-        for (int delayMs : new int[] {150, 400, 700, 1000, 1500}) {
-            Process p = new ProcessBuilder(List.of(java, "--add-modules", "jdk.incubator.vector", "-cp",
-                    System.getProperty("java.class.path"), "dev.fp8q.cli.Main", "convert", "--quiet", src.toString(), dst.toString()))
-                    .redirectErrorStream(true).redirectOutput(dir.resolve("child.log").toFile()).start();
-            boolean finished = p.waitFor(delayMs, TimeUnit.MILLISECONDS);
-            if (!finished) {
+        for (int round = 0; round < 10; round++) {
+            boolean force = round % 2 == 1; // odd rounds replace an existing, complete DST
+            if (!force && Files.exists(dst)) {
+                Converter.deleteTree(dst);
+            }
+            if (force && !Files.exists(dst)) {
+                assertEquals(0, CliRun.of("convert", "--quiet", src.toString(), dst.toString()).code());
+            }
+            long delay = 50 + (long) (rnd.nextDouble() * fullMs);
+            Process p = child(dir, src, dst, force);
+            if (!p.waitFor(delay, TimeUnit.MILLISECONDS)) {
                 p.destroyForcibly().waitFor();
-                // The rename to DST is the run's last write, so a kill after it (while the report prints)
-                // leaves a complete DST; anything else must leave none.
-                if (Files.exists(dst)) {
-                    assertEquals(0, CliRun.of("check", dst.toString()).code(), "a DST left by a killed run is complete");
-                    dev.fp8q.converter.Converter.deleteTree(dst);
-                } else {
-                    killedBeforeEnd++;
-                }
+                killedBeforeEnd++;
             } else {
-                assertEquals(0, p.exitValue());
-                assertEquals(0, CliRun.of("check", dst.toString()).code(), "a finished run is complete");
-                dev.fp8q.converter.Converter.deleteTree(dst);
+                assertEquals(0, p.exitValue(), "seed " + seed);
+            }
+            if (force) {
+                assertTrue(Files.exists(dst), "seed " + seed + ", kill at " + delay + " ms: --force lost the old DST");
+            }
+            if (Files.exists(dst)) {
+                assertEquals(0, CliRun.of("check", dst.toString()).code(),
+                        "seed " + seed + ", kill at " + delay + " ms: the DST left is complete");
             }
         }
-        assertTrue(killedBeforeEnd >= 2, "the kills landed mid-run: " + killedBeforeEnd);
+        assertTrue(killedBeforeEnd >= 3, "the kills landed mid-run: " + killedBeforeEnd + " (seed " + seed + ")");
+        Converter.deleteTree(dst);
         CliRun r = CliRun.of("convert", "--quiet", src.toString(), dst.toString());
         assertEquals(0, r.code(), r.err());
         assertEquals(0, CliRun.of("check", dst.toString()).code());
+        try (var files = Files.list(dir)) {
+            List<String> left = files.map(f -> f.getFileName().toString()).filter(n -> n.contains(".fp8q-")).toList();
+            assertEquals(List.of(), left, "temporary files of killed runs are gone after a rerun (seed " + seed + ")");
+        }
+    }
+
+    private static Process child(Path dir, Path src, Path dst, boolean force) throws Exception {
+        String java = ProcessHandle.current().info().command().orElse("java");
+        List<String> cmd = new ArrayList<>(List.of(java, "--add-modules", "jdk.incubator.vector", "-cp",
+                System.getProperty("java.class.path"), "dev.fp8q.cli.Main", "convert", "--quiet"));
+        if (force) {
+            cmd.add("--force");
+        }
+        cmd.addAll(List.of(src.toString(), dst.toString()));
+        return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve("child.log").toFile()).start();
     }
 }
