@@ -17,6 +17,7 @@ import dev.fp8q.converter.quant.TensorQuantizer;
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.Components;
 import dev.fp8q.formats.DType;
+import dev.fp8q.formats.FileTrees;
 import dev.fp8q.formats.codec.Amax;
 import dev.fp8q.formats.codec.Elements;
 import dev.fp8q.formats.manifest.Manifest;
@@ -33,7 +34,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -42,7 +42,6 @@ import java.util.TreeMap;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ForkJoinPool;
-import java.util.stream.Stream;
 
 /**
  * fp8q convert: per-tensor E4M3 from BF16/F16/F32, streamed shard by shard into a temporary folder that is
@@ -378,14 +377,6 @@ public final class Converter {
 
     /** Deletes a file or folder tree (links are removed, not followed). */
     public static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-            return;
-        }
-        try (Stream<Path> s = Files.walk(p)) {
-            for (Path q : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(q);
-            }
-        }
+        FileTrees.delete(p);
     }
-
 }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.Components;
 import dev.fp8q.formats.DType;
+import dev.fp8q.formats.FileTrees;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.formats.codec.E4M3;
 import dev.fp8q.formats.codec.E5M2;
@@ -25,7 +26,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -35,7 +35,6 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.UUID;
 import java.util.stream.IntStream;
-import java.util.stream.Stream;
 
 /**
  * fp8q dequantize: an FP8 checkpoint (fp8q's or another tool's, in any layout Fp8Checkpoint reads) back to
@@ -77,11 +76,11 @@ public final class Dequantizer {
                 }
             }
             if (Files.exists(target)) {
-                deleteTree(target);
+                FileTrees.delete(target);
             }
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException | FormatException | RuntimeException | Error e) {
-            deleteTree(tmp);
+            FileTrees.delete(tmp);
             throw e;
         }
         return new Result(counts[0], counts[1], counts[2], bytes);
@@ -190,16 +189,5 @@ public final class Dequantizer {
             // not JSON: copied unchanged below
         }
         Files.copy(src, dst);
-    }
-
-    private static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-            return;
-        }
-        try (Stream<Path> s = Files.walk(p)) {
-            for (Path q : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(q);
-            }
-        }
     }
 }
