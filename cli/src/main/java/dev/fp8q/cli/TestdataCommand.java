@@ -107,7 +107,7 @@ final class TestdataCommand {
                 throw new Fp8q.UsageException(out + " exists (use --force to replace it)");
             }
             if (force) {
-                dev.fp8q.converter.Converter.deleteTree(out);
+                dev.fp8q.formats.FileTrees.delete(out);
             }
             long shard = shardSize == null ? 0 : SizeParser.parse(shardSize);
             int t = threads != null ? threads : Runtime.getRuntime().availableProcessors();

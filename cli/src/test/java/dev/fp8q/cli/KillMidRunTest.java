@@ -3,8 +3,8 @@ package dev.fp8q.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.fp8q.converter.Converter;
 import dev.fp8q.formats.DType;
+import dev.fp8q.formats.FileTrees;
 import dev.fp8q.testdata.WanCheckpoints;
 import dev.fp8q.testdata.WanDims;
 import dev.fp8q.testdata.WanNaming;
@@ -41,7 +41,7 @@ class KillMidRunTest {
         for (int round = 0; round < 10; round++) {
             boolean force = round % 2 == 1; // odd rounds replace an existing, complete DST
             if (!force && Files.exists(dst)) {
-                Converter.deleteTree(dst);
+                FileTrees.delete(dst);
             }
             if (force && !Files.exists(dst)) {
                 assertEquals(0, CliRun.of("convert", "--quiet", src.toString(), dst.toString()).code());
@@ -63,7 +63,7 @@ class KillMidRunTest {
             }
         }
         assertTrue(killedBeforeEnd >= 3, "the kills landed mid-run: " + killedBeforeEnd + " (seed " + seed + ")");
-        Converter.deleteTree(dst);
+        FileTrees.delete(dst);
         CliRun r = CliRun.of("convert", "--quiet", src.toString(), dst.toString());
         assertEquals(0, r.code(), r.err());
         assertEquals(0, CliRun.of("check", dst.toString()).code());

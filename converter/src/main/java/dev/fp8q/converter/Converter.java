@@ -116,11 +116,11 @@ public final class Converter {
             }
             Manifest m = manifest(sources, records);
             m.write(tmp.resolve(Manifest.FILE));
-            publish(tmp, dstAbs);
+            FileTrees.publish(tmp, dstAbs);
             progress.done();
             return m;
         } catch (Exception | Error e) {
-            deleteTree(tmp);
+            FileTrees.delete(tmp);
             throw e;
         }
     }
@@ -353,18 +353,6 @@ public final class Converter {
         json.writeValue(dst.toFile(), cfg);
     }
 
-    /** Renames the finished temporary folder to DST; an existing DST (--force) is replaced only then. */
-    private static void publish(Path tmp, Path dst) throws IOException {
-        if (Files.exists(dst)) {
-            Path old = dst.resolveSibling("." + dst.getFileName() + ".fp8q-old-" + UUID.randomUUID());
-            Files.move(dst, old, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-            Files.move(tmp, dst, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-            deleteTree(old);
-        } else {
-            Files.move(tmp, dst, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-        }
-    }
-
     /**
      * Drops a finished tensor's mapped pages from this process (they stay in the page cache), so the resident
      * size stays near one tensor's worth instead of growing to the whole checkpoint.
@@ -373,10 +361,5 @@ public final class Converter {
         if (data.isMapped() && data.byteSize() > 0) {
             data.unload();
         }
-    }
-
-    /** Deletes a file or folder tree (links are removed, not followed). */
-    public static void deleteTree(Path p) throws IOException {
-        FileTrees.delete(p);
     }
 }

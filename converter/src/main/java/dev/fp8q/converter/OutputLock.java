@@ -1,5 +1,6 @@
 package dev.fp8q.converter;
 
+import dev.fp8q.formats.FileTrees;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -79,7 +80,7 @@ final class OutputLock implements AutoCloseable {
                 p -> p.getFileName().toString().startsWith("." + name + ".fp8q-tmp-")
                         || p.getFileName().toString().startsWith("." + name + ".fp8q-old-"))) {
             for (Path p : s) {
-                Converter.deleteTree(p);
+                FileTrees.delete(p);
                 removed.add(p);
             }
         }

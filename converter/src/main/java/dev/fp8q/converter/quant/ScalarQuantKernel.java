@@ -2,14 +2,13 @@ package dev.fp8q.converter.quant;
 
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.codec.E4M3;
-import dev.fp8q.formats.codec.E4M3Table;
 import dev.fp8q.formats.codec.Elements;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 /**
- * Element by element with the exact encoder of NUMERICS.md (through its 64 KiB table for 16-bit
- * sources): the definition the vector kernel is tested against, bytes and figures alike. The figures are summed the way a vector of {@code lanes} lanes sums
+ * Element by element with the exact encoder of NUMERICS.md: the definition the vector kernel is tested
+ * against, bytes and figures alike. The figures are summed the way a vector of {@code lanes} lanes sums
  * them (see {@link QuantKernel#encode}), so either kernel may take any chunk without changing a bit.
  */
 public final class ScalarQuantKernel implements QuantKernel {
@@ -42,7 +41,6 @@ public final class ScalarQuantKernel implements QuantKernel {
     public void encode(MemorySegment src, DType dtype, long from, long to, float scale, MemorySegment out,
             ChunkStats stats) {
         QuantKernel.nonFiniteBits(dtype);
-        byte[] table = dtype == DType.F32 ? null : table(dtype, scale);
         StatsScale ss = StatsScale.of(scale);
         float p = ss.p();
         long end = from + (to - from) / lanes * lanes;
@@ -55,16 +53,8 @@ public final class ScalarQuantKernel implements QuantKernel {
             for (long g = b; g < blockEnd; g += lanes) {
                 for (int lane = 0; lane < lanes; lane++) {
                     long i = g + lane;
-                    float x;
-                    byte code;
-                    if (table != null) {
-                        int bits = src.getAtIndex(Elements.SHORT, i) & 0xFFFF;
-                        x = Elements.halfToFloat(dtype, bits);
-                        code = table[bits];
-                    } else {
-                        x = src.getAtIndex(Elements.FLOAT, i);
-                        code = E4M3.encode(x / scale);
-                    }
+                    float x = Elements.get(src, dtype, i);
+                    byte code = E4M3.encode(x / scale);
                     out.set(ValueLayout.JAVA_BYTE, i - from, code);
                     float xs = x * p;
                     float e = (Math.abs(x) - Math.abs(E4M3.decode(code)) * scale) * p;
@@ -82,20 +72,6 @@ public final class ScalarQuantKernel implements QuantKernel {
             out.set(ValueLayout.JAVA_BYTE, i - from, code);
             tail(stats, x, code, scale);
         }
-    }
-
-    private record Table(DType dtype, float scale, byte[] codes) {}
-
-    private volatile Table lastTable;
-
-    /** The 16-bit encode table of E4M3Table, kept for the chunks of the same tensor. */
-    private byte[] table(DType dtype, float scale) {
-        Table t = lastTable;
-        if (t == null || t.dtype() != dtype || Float.floatToRawIntBits(t.scale()) != Float.floatToRawIntBits(scale)) {
-            t = new Table(dtype, scale, E4M3Table.build(dtype, scale));
-            lastTable = t;
-        }
-        return t.codes();
     }
 
     static void count(ChunkStats stats, float x, byte code) {

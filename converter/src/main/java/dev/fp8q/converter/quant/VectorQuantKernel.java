@@ -11,6 +11,7 @@ import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.atomic.AtomicBoolean;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -47,7 +48,7 @@ public final class VectorQuantKernel implements QuantKernel {
     /** F16 magnitude bits shifted into float32 position are the value times 2^-112. */
     private static final float F16_REBIAS = 0x1p112f;
 
-    private static volatile boolean warming; // one warm-up per process
+    private static final AtomicBoolean WARMING = new AtomicBoolean(); // one warm-up per process
     private static volatile boolean ready;
 
     private VectorQuantKernel() {}
@@ -59,16 +60,11 @@ public final class VectorQuantKernel implements QuantKernel {
      * a shared arena, an automatic output buffer); code compiled for others is thrown away when it meets them.
      */
     public static void warmUpInBackground(MemorySegment sample, DType dtype) {
-        if (!usable() || warming) {
-            return;
-        }
-        warming = true;
         long bytes = Math.min(sample.byteSize(), 64 * 1024) / 64 * 64;
-        if (bytes == 0) {
-            warming = false;
+        if (!usable() || bytes == 0 || !WARMING.compareAndSet(false, true)) {
             return;
         }
-        MemorySegment copy = MemorySegment.ofArray(sample.asSlice(0, bytes).toArray(ValueLayout.JAVA_BYTE));
+        byte[] copy = sample.asSlice(0, bytes).toArray(ValueLayout.JAVA_BYTE);
         Thread.ofPlatform().daemon().name("fp8q-kernel-warm-up").start(() -> warmUp(copy, dtype));
     }
 
@@ -77,14 +73,14 @@ public final class VectorQuantKernel implements QuantKernel {
         return ready;
     }
 
-    private static void warmUp(MemorySegment bytes, DType dtype) {
+    private static void warmUp(byte[] bytes, DType dtype) {
         Path file = null;
         try (Arena arena = Arena.ofShared()) {
             file = Files.createTempFile("fp8q-warm-up", ".bin");
-            Files.write(file, bytes.toArray(ValueLayout.JAVA_BYTE));
+            Files.write(file, bytes);
             MemorySegment sample;
             try (FileChannel ch = FileChannel.open(file)) {
-                sample = ch.map(FileChannel.MapMode.READ_ONLY, 0, bytes.byteSize(), arena);
+                sample = ch.map(FileChannel.MapMode.READ_ONLY, 0, bytes.length, arena);
             }
             Files.deleteIfExists(file);
             long n = sample.byteSize() / (dtype.bits() / 8);

@@ -24,7 +24,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -75,10 +74,7 @@ public final class Dequantizer {
                     bytes += component(new Fp8Checkpoint(cp, records), c.path(), dir, dtype, counts);
                 }
             }
-            if (Files.exists(target)) {
-                FileTrees.delete(target);
-            }
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            FileTrees.publish(tmp, target);
         } catch (IOException | FormatException | RuntimeException | Error e) {
             FileTrees.delete(tmp);
             throw e;
