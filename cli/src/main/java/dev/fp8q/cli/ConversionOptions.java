@@ -1,12 +1,13 @@
 package dev.fp8q.cli;
 
 import dev.fp8q.converter.plan.UserRules;
+import dev.fp8q.converter.quant.Scaling;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import picocli.CommandLine.Option;
 
-/** The options plan and convert share: preset and the user's rules. */
+/** The options plan and convert share: preset, the user's rules and the scaling. */
 final class ConversionOptions {
 
     @Option(names = "--preset", defaultValue = "auto", description = "auto, wan or generic (default: ${DEFAULT-VALUE})")
@@ -20,6 +21,21 @@ final class ConversionOptions {
 
     @Option(names = "--rules", paramLabel = "FILE", description = "JSON rules file: {\"ignore\": [...], \"quantize\": [...]}")
     Path rules;
+
+    @Option(names = "--scaling", defaultValue = "tensor", paramLabel = "GRANULARITY",
+            description = "tensor, channel (one scale per output row) or block (128x128 tiles) (default: ${DEFAULT-VALUE})")
+    String scaling;
+
+    @Option(names = "--pow2-scales", description = "Round each scale up to a power of two (Transformer Engine's block recipe).")
+    boolean pow2;
+
+    Scaling scaling() {
+        try {
+            return Scaling.parse(scaling, pow2);
+        } catch (IllegalArgumentException e) {
+            throw new Fp8q.UsageException("--scaling: " + e.getMessage());
+        }
+    }
 
     UserRules userRules() throws java.io.IOException {
         return rules != null ? UserRules.read(rules, ignore, quantize) : UserRules.of(ignore, quantize);

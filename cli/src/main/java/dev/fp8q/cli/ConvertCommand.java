@@ -1,6 +1,7 @@
 package dev.fp8q.cli;
 
 import dev.fp8q.converter.Converter;
+import dev.fp8q.converter.layout.Layout;
 import dev.fp8q.converter.report.MemoryReport;
 import dev.fp8q.formats.manifest.Manifest;
 import java.io.PrintWriter;
@@ -18,7 +19,7 @@ import picocli.CommandLine.Model.CommandSpec;
 
 /** fp8q convert SRC DST. */
 @Command(name = "convert", mixinStandardHelpOptions = true,
-        description = "Convert to FP8 E4M3 (per-tensor scales, ComfyUI + compressed-tensors compatible layout), with a manifest.")
+        description = "Convert to FP8 E4M3 (per-tensor, channel or block scales; ComfyUI, compressed-tensors, HF fp8 or ModelOpt layout), with a manifest.")
 final class ConvertCommand implements Callable<Integer> {
 
     @Parameters(index = "0", arity = "0..1", paramLabel = "SRC", description = "Checkpoint or release folder (default: the embedded tiny Wan checkpoint)")
@@ -29,6 +30,10 @@ final class ConvertCommand implements Callable<Integer> {
 
     @Mixin
     ConversionOptions conversion;
+
+    @Option(names = "--layout", defaultValue = "comfy",
+            description = "comfy, comfy-legacy, compressed-tensors, hf-fp8 or modelopt (default: ${DEFAULT-VALUE})")
+    String layout;
 
     @Option(names = "--preserve-dtype", defaultValue = "keep", description = "keep or bf16: dtype of preserved F32/F16 tensors")
     String preserveDtype;
@@ -60,6 +65,12 @@ final class ConvertCommand implements Callable<Integer> {
             case "preserve" -> true;
             default -> throw new Fp8q.UsageException("--nonfinite must be refuse or preserve");
         };
+        Layout outLayout;
+        try {
+            outLayout = Layout.parse(layout);
+        } catch (IllegalArgumentException e) {
+            throw new Fp8q.UsageException("--layout: " + e.getMessage());
+        }
         Path source = src != null ? src : Inputs.embeddedDefault();
         Path target = dst != null ? dst : Path.of("fp8q-out");
         List<String> cmd = new ArrayList<>(List.of("fp8q"));
@@ -69,7 +80,8 @@ final class ConvertCommand implements Callable<Integer> {
         ProgressBar bar = new ProgressBar(err, !quiet && ProgressBar.terminal());
         long t0 = System.nanoTime();
         Manifest m = new Converter(new Converter.Options(conversion.preset, conversion.userRules(), bf16, keepNonFinite,
-                threads != null ? threads : Runtime.getRuntime().availableProcessors(), force, cmd), bar).convert(source, target);
+                threads != null ? threads : Runtime.getRuntime().availableProcessors(), force, cmd, conversion.scaling(),
+                outLayout), bar).convert(source, target);
         double secs = (System.nanoTime() - t0) / 1e9;
         out.printf(Locale.ROOT, "converted %s -> %s: %d tensors quantized, %d preserved, in %.2f s%n", source, target,
                 m.totals().quantized(), m.totals().preserved(), secs);

@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.fp8q.converter.model.ModelDetector;
 import dev.fp8q.converter.model.ModelInfo;
 import dev.fp8q.converter.plan.Action;
+import dev.fp8q.converter.quant.Scaling;
 import dev.fp8q.converter.plan.Decision;
 import dev.fp8q.converter.plan.Planner;
 import dev.fp8q.converter.plan.Preset;
@@ -53,6 +54,7 @@ final class PlanCommand implements Callable<Integer> {
         ArrayNode comps = root.putArray("components");
         long before = 0;
         long after = 0;
+        Scaling scaling = conversion.scaling();
         for (Components.Component c : Components.of(source)) {
             try (Checkpoint cp = Checkpoint.open(c.path())) {
                 Map<String, long[]> shapes = new LinkedHashMap<>();
@@ -71,7 +73,11 @@ final class PlanCommand implements Callable<Integer> {
                 ArrayNode ts = cn.putArray("tensors");
                 for (Decision d : ds) {
                     long b = d.tensor().byteSize();
-                    long a = d.action() == Action.QUANTIZE ? d.tensor().numel() + 4 : b;
+                    long a = b;
+                    if (d.action() == Action.QUANTIZE) {
+                        long[] grid = scaling.grid(d.tensor().shape());
+                        a = d.tensor().numel() + 4 * grid[0] * grid[1];
+                    }
                     long[] v = byRule.computeIfAbsent(d.action().name().toLowerCase() + "  " + d.rule(), k -> new long[3]);
                     v[0]++;
                     v[1] += b;

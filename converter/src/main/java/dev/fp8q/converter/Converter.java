@@ -10,7 +10,11 @@ import dev.fp8q.converter.plan.Decision;
 import dev.fp8q.converter.plan.Planner;
 import dev.fp8q.converter.plan.Preset;
 import dev.fp8q.converter.plan.UserRules;
+import dev.fp8q.converter.layout.ComfyMetadata;
+import dev.fp8q.converter.layout.Layout;
+import dev.fp8q.converter.layout.LayoutConfig;
 import dev.fp8q.converter.quant.ChunkBuffers;
+import dev.fp8q.converter.quant.Scaling;
 import dev.fp8q.converter.quant.NonFiniteException;
 import dev.fp8q.converter.quant.QuantResult;
 import dev.fp8q.converter.quant.TensorQuantizer;
@@ -44,7 +48,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ForkJoinPool;
 
 /**
- * fp8q convert: per-tensor E4M3 from BF16/F16/F32, streamed shard by shard into a temporary folder that is
+ * fp8q convert: E4M3 from BF16/F16/F32 (per-tensor, channel or block scales, in one of the runtimes' layouts), streamed shard by shard into a temporary folder that is
  * renamed to DST only when everything, manifest included, is written. Output shards mirror the source's.
  */
 public final class Converter {
@@ -53,7 +57,15 @@ public final class Converter {
 
     /** How to convert. preset: auto, wan or generic. */
     public record Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve,
-            int threads, boolean force, List<String> commandLine) {}
+            int threads, boolean force, List<String> commandLine, Scaling scaling, Layout layout) {
+
+        /** Per-tensor scales in the default (ComfyUI) layout. */
+        public Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve, int threads,
+                boolean force, List<String> commandLine) {
+            this(preset, rules, preserveAsBf16, nonFinitePreserve, threads, force, commandLine, Scaling.PER_TENSOR,
+                    Layout.COMFY);
+        }
+    }
 
     private final Options options;
     private final Progress progress;
@@ -66,6 +78,15 @@ public final class Converter {
     }
 
     public Manifest convert(Path src, Path dst) throws Exception {
+        String refusal = options.layout().refusal(options.scaling());
+        if (refusal != null) {
+            throw new ConvertException("--layout " + options.layout().id() + " cannot express "
+                    + options.scaling().granularity().name().toLowerCase(java.util.Locale.ROOT) + " scaling: " + refusal);
+        }
+        if (options.layout() == Layout.COMFY_LEGACY) {
+            progress.warn("--layout comfy-legacy: ComfyUI casts EVERY Linear of such a file to FP8, preserved ones "
+                    + "with scale 1.0; use the default layout to keep layers in high precision");
+        }
         List<Components.Component> components = Components.of(src);
         Path dstAbs = dst.toAbsolutePath().normalize();
         if (dstAbs.startsWith(src.toAbsolutePath().normalize()) && Files.isDirectory(src)) {
@@ -139,11 +160,18 @@ public final class Converter {
         Planner planner = new Planner(preset, options.rules());
         Map<String, String> weightMap = new LinkedHashMap<>();
         long totalOut = 0;
+        boolean marker = options.layout() == Layout.COMFY_LEGACY;
+        if (marker && shapes.containsKey(Layout.LEGACY_MARKER)) {
+            throw new ConvertException("cannot add the marker tensor '" + Layout.LEGACY_MARKER
+                    + "': the source already has a tensor of that name");
+        }
         for (SafetensorsFile shard : cp.shards()) {
             sources.add(new Manifest.Source(c.name(), shard.path().toString(), Files.size(shard.path())));
             List<Checkpoint.Tensor> tensors = cp.tensors().stream().filter(t -> t.shard() == shard).toList();
             Path target = out.resolve(shard.path().getFileName().toString());
-            List<Manifest.TensorRecord> shardRecords = convertShard(c.name(), tensors, planner, target, shapes.keySet());
+            List<Manifest.TensorRecord> shardRecords = convertShard(c.name(), tensors, planner, target, shapes.keySet(),
+                    marker);
+            marker = false; // in the first shard only
             for (Manifest.TensorRecord r : shardRecords) {
                 weightMap.put(r.name(), target.getFileName().toString());
                 totalOut += r.bytes();
@@ -156,10 +184,21 @@ public final class Converter {
         if (cp.index().isPresent()) {
             ShardIndex.write(out.resolve(cp.index().get().file().getFileName().toString()), totalOut, weightMap);
         }
-        Path config = Files.isDirectory(c.path()) ? c.path().resolve("config.json") : null;
-        if (config != null && Files.isRegularFile(config)) {
-            writeConfig(config, out.resolve("config.json"), records, c.name());
+        Path config = Files.isDirectory(c.path()) ? c.path().resolve(LayoutConfig.CONFIG) : null;
+        new LayoutConfig(options.layout(), options.scaling(), progress::warn)
+                .write(config != null && Files.isRegularFile(config) ? config : null, out, preservedLinears(records, c.name()));
+    }
+
+    /** Module names of the component's preserved 2-D ".weight" tensors: the layouts' ignore lists. */
+    private static List<String> preservedLinears(List<Manifest.TensorRecord> records, String component) {
+        List<String> out = new ArrayList<>();
+        for (Manifest.TensorRecord r : records) {
+            if (r.component().equals(component) && r.action().equals("preserve") && r.name().endsWith(".weight")
+                    && r.shape() != null && r.shape().size() == 2) {
+                out.add(ComfyMetadata.layerOf(r.name()));
+            }
         }
+        return out;
     }
 
     private static Manifest.TensorRecord withFile(Manifest.TensorRecord r, String file) {
@@ -172,7 +211,7 @@ public final class Converter {
     private record Job(Checkpoint.Tensor source, Decision decision, DType outType, String scaleName) {}
 
     private List<Manifest.TensorRecord> convertShard(String component, List<Checkpoint.Tensor> tensors, Planner planner,
-            Path target, Set<String> allNames) throws Exception {
+            Path target, Set<String> allNames, boolean marker) throws Exception {
         List<Job> jobs = new ArrayList<>();
         List<TensorSpec> specs = new ArrayList<>();
         Set<String> layers = new java.util.TreeSet<>();
@@ -187,13 +226,13 @@ public final class Converter {
                 }
             }
             if (d.action() == Action.QUANTIZE) {
-                String scale = ComfyMetadata.scaleName(e.name());
+                String scale = options.layout().scaleName(e.name(), options.scaling());
                 if (allNames.contains(scale)) {
                     throw new ConvertException("cannot add scale tensor '" + scale + "': the source already has a tensor of that name");
                 }
                 jobs.add(new Job(t, d, DType.F8_E4M3, scale));
                 specs.add(new TensorSpec(e.name(), DType.F8_E4M3, e.shape()));
-                specs.add(new TensorSpec(scale, DType.F32, new long[0]));
+                specs.add(new TensorSpec(scale, DType.F32, options.layout().scaleShape(e.shape(), options.scaling())));
                 layers.add(ComfyMetadata.layerOf(e.name()));
             } else {
                 DType outType = options.preserveAsBf16() && (e.dtype() == DType.F32 || e.dtype() == DType.F16) ? DType.BF16 : e.dtype();
@@ -206,8 +245,9 @@ public final class Converter {
         if (srcMeta != null) {
             metadata.putAll(srcMeta);
         }
-        if (!layers.isEmpty()) {
-            metadata.put(ComfyMetadata.KEY, ComfyMetadata.of(layers));
+        metadata.putAll(options.layout().shardMetadata(layers));
+        if (marker) {
+            specs.add(new TensorSpec(Layout.LEGACY_MARKER, DType.F8_E4M3, new long[] {0}));
         }
         Map<String, QuantResult> results = new ConcurrentHashMap<>();
         TensorQuantizer quantizer = new TensorQuantizer(pool);
@@ -218,14 +258,16 @@ public final class Converter {
                 if (j.decision().action() == Action.QUANTIZE) {
                     QuantResult r;
                     try {
-                        r = quantizer.quantize(e.name(), data, e.dtype(), (el, bytes) -> w.write(e.name(), el, bytes));
+                        r = quantizer.quantize(e.name(), data, e.dtype(), e.shape(), options.scaling(),
+                                (el, bytes) -> w.write(e.name(), el, bytes));
                     } catch (NonFiniteException nf) {
                         throw new ConvertException(j.source().shard().path() + ": " + nf.getMessage());
                     }
                     if (r.amax() == 0f) {
                         progress.warn("tensor '" + e.name() + "' is all zeros: scale 1.0");
                     }
-                    ByteBuffer s = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putFloat(0, r.scale());
+                    ByteBuffer s = ByteBuffer.allocate(4 * r.scales().length).order(ByteOrder.LITTLE_ENDIAN);
+                    s.asFloatBuffer().put(r.scales());
                     w.write(j.scaleName(), MemorySegment.ofBuffer(s));
                     results.put(e.name(), r);
                 } else {
@@ -234,9 +276,9 @@ public final class Converter {
                 release(data);
                 progress.advance(e.byteSize());
             }
-            w.commit();
+            w.commit(); // the marker holds no bytes
         }
-        return records(component, jobs, results, target);
+        return records(component, jobs, results, target, marker);
     }
 
     private void copy(SafetensorsWriter w, TensorEntry e, MemorySegment data, DType outType) throws Exception {
@@ -258,7 +300,7 @@ public final class Converter {
 
     /** Manifest records, with checksums read back from the file as written. */
     private List<Manifest.TensorRecord> records(String component, List<Job> jobs, Map<String, QuantResult> results,
-            Path target) throws Exception {
+            Path target, boolean marker) throws Exception {
         List<Manifest.TensorRecord> out = new ArrayList<>();
         try (SafetensorsFile written = SafetensorsFile.open(target)) {
             Map<String, String> crcs = Checksums.crc32c(written, pool);
@@ -269,17 +311,27 @@ public final class Converter {
                 boolean q = r != null;
                 out.add(new Manifest.TensorRecord(e.name(), component, target.getFileName().toString(), e.dtype().name(),
                         boxed(e.shape()), o.dtype().name(), boxed(o.shape()), q ? "quantize" : "preserve", j.decision().rule(),
-                        q ? r.scale() : null, q ? j.scaleName() : null, q ? r.amax() : null,
+                        q ? single(r) : null, q ? j.scaleName() : null, q ? r.amax() : null,
                         q ? finiteOrNull(r.sqnrDb()) : null, q ? r.underflowFraction() : null, crcs.get(e.name()), o.byteSize()));
                 if (q) {
                     TensorEntry s = written.tensor(j.scaleName()).orElseThrow();
                     out.add(new Manifest.TensorRecord(j.scaleName(), component, target.getFileName().toString(), null, null,
-                            s.dtype().name(), boxed(s.shape()), "scale", "scale-of:" + e.name(), r.scale(), null, null, null,
+                            s.dtype().name(), boxed(s.shape()), "scale", "scale-of:" + e.name(), single(r), null, null, null,
                             null, crcs.get(j.scaleName()), s.byteSize()));
                 }
             }
+            if (marker) {
+                out.add(new Manifest.TensorRecord(Layout.LEGACY_MARKER, component, target.getFileName().toString(), null,
+                        null, DType.F8_E4M3.name(), List.of(0L), "marker", "layout:" + Layout.COMFY_LEGACY.id(), null,
+                        null, null, null, null, crcs.get(Layout.LEGACY_MARKER), 0));
+            }
         }
         return out;
+    }
+
+    /** The scale itself for a per-tensor result; a grid is found through the scale tensor. */
+    private static Float single(QuantResult r) {
+        return r.scales().length == 1 ? r.scales()[0] : null;
     }
 
     private static Double finiteOrNull(Double d) {
@@ -293,8 +345,8 @@ public final class Converter {
     private Manifest manifest(List<Manifest.Source> sources, List<Manifest.TensorRecord> records) {
         Map<String, Object> settings = new LinkedHashMap<>();
         settings.put("preset", options.preset());
-        settings.put("scaling", "tensor");
-        settings.put("layout", "comfy");
+        settings.put("scaling", options.scaling().describe());
+        settings.put("layout", options.layout().id());
         settings.put("preserve_dtype", options.preserveAsBf16() ? "bf16" : "keep");
         settings.put("nonfinite", options.nonFinitePreserve() ? "preserve" : "refuse");
         settings.put("ignore", options.rules().ignore().stream().map(Object::toString).toList());
@@ -319,38 +371,6 @@ public final class Converter {
         }
         return new Manifest(Manifest.TOOL, VERSION, options.commandLine(), sources, settings, records,
                 new Manifest.Totals(records.size(), q, p, srcBytes, outBytes));
-    }
-
-    private void writeConfig(Path src, Path dst, List<Manifest.TensorRecord> records, String component) throws IOException {
-        ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-        ObjectNode cfg;
-        try {
-            cfg = (ObjectNode) json.readTree(src.toFile());
-        } catch (ClassCastException | com.fasterxml.jackson.core.JacksonException e) {
-            progress.warn(src + " is not a JSON object: copied unchanged");
-            Files.copy(src, dst);
-            return;
-        }
-        List<String> ignore = new ArrayList<>();
-        for (Manifest.TensorRecord r : records) {
-            if (r.component().equals(component) && r.action().equals("preserve") && r.name().endsWith(".weight")
-                    && r.shape() != null && r.shape().size() == 2) {
-                ignore.add(r.name().substring(0, r.name().length() - ".weight".length()));
-            }
-        }
-        ObjectNode qc = cfg.putObject("quantization_config");
-        qc.put("quant_method", "compressed-tensors");
-        qc.put("format", "float-quantized");
-        qc.put("quantization_status", "compressed");
-        ObjectNode g = qc.putObject("config_groups").putObject("group_0");
-        g.putArray("targets").add("Linear");
-        ObjectNode wq = g.putObject("weights");
-        wq.put("num_bits", 8).put("type", "float").put("symmetric", true).put("strategy", "tensor").put("dynamic", false);
-        ObjectNode aq = g.putObject("input_activations");
-        aq.put("num_bits", 8).put("type", "float").put("symmetric", true).put("strategy", "token").put("dynamic", true);
-        var ig = qc.putArray("ignore");
-        ignore.forEach(ig::add);
-        json.writeValue(dst.toFile(), cfg);
     }
 
     /**

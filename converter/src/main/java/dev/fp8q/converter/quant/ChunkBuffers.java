@@ -28,7 +28,7 @@ public final class ChunkBuffers {
     }
 
     /** Calls body for [from, to) chunks of n elements, with a buffer of (to - from) * outBytesPerElement bytes. */
-    public static void forEachChunk(ForkJoinPool pool, long n, int chunk, int outBytesPerElement, Body body)
+    public static void forEachChunk(ForkJoinPool pool, long n, long chunk, int outBytesPerElement, Body body)
             throws Exception {
         int chunks = (int) ((n + chunk - 1) / chunk);
         try {

@@ -11,10 +11,10 @@ import java.util.concurrent.ForkJoinPool;
 import java.util.stream.IntStream;
 
 /**
- * Per-tensor E4M3 quantization of a mapped BF16/F16/F32 tensor, in parallel chunks. 16-bit sources go
+ * E4M3 quantization of a mapped BF16/F16/F32 tensor, in parallel chunks. 16-bit sources go
  * through a histogram of the 65536 bit patterns (amax, NaN/Inf count and the error figures follow exactly
  * from it) and the 64 KiB encode table: two cheap scalar passes that run at full speed from the first
- * tensor. F32 goes through a {@link QuantKernel}. See docs/BENCHMARKS.md for the figures behind the choice.
+ * tensor. F32 goes through a {@link QuantKernel}, and so do channel and block scaling ({@link GridQuantizer}). See docs/BENCHMARKS.md for the figures behind the choice.
  */
 public final class TensorQuantizer {
 
@@ -43,16 +43,25 @@ public final class TensorQuantizer {
         return (int) ((n + CHUNK - 1) / CHUNK);
     }
 
-    /** Quantizes with scale amax/448 (1.0 for an all-zero tensor), writing chunks to the sink. */
+    /** Quantizes with one scale, amax/448 (1.0 for an all-zero tensor), writing chunks to the sink. */
     public QuantResult quantize(String name, MemorySegment src, DType dtype, Sink sink) throws Exception {
-        return switch (dtype) {
-            case BF16, F16 -> sixteenBit(name, src, dtype, sink);
-            case F32 -> f32(name, src, sink);
-            default -> throw new IllegalArgumentException("cannot quantize " + dtype);
-        };
+        return quantize(name, src, dtype, new long[] {src.byteSize() * 8 / dtype.bits()}, Scaling.PER_TENSOR, sink);
     }
 
-    private QuantResult sixteenBit(String name, MemorySegment src, DType dtype, Sink sink) throws Exception {
+    /** Quantizes a tensor of the given shape with the given scaling, writing chunks to the sink. */
+    public QuantResult quantize(String name, MemorySegment src, DType dtype, long[] shape, Scaling scaling, Sink sink)
+            throws Exception {
+        if (dtype != DType.BF16 && dtype != DType.F16 && dtype != DType.F32) {
+            throw new IllegalArgumentException("cannot quantize " + dtype);
+        }
+        if (scaling.granularity() != Scaling.Granularity.TENSOR) {
+            return new GridQuantizer(pool, kernel).quantize(name, src, dtype, shape, scaling, sink);
+        }
+        return dtype == DType.F32 ? f32(name, src, scaling, sink) : sixteenBit(name, src, dtype, scaling, sink);
+    }
+
+    private QuantResult sixteenBit(String name, MemorySegment src, DType dtype, Scaling scaling, Sink sink)
+            throws Exception {
         long n = src.byteSize() / 2;
         long[] hist = pool.submit(() -> IntStream.range(0, chunks(n)).parallel().mapToObj(c -> {
             long[] h = new long[65536];
@@ -80,7 +89,7 @@ public final class TensorQuantizer {
             throw new NonFiniteException(name, bad);
         }
         float amax = Elements.halfToFloat(dtype, maxMag);
-        float scale = amax == 0f ? 1f : amax / E4M3.MAX;
+        float scale = scaling.scaleOf(amax);
         byte[] table = E4M3Table.build(dtype, scale);
         double signal = 0;
         double noise = 0;
@@ -107,7 +116,7 @@ public final class TensorQuantizer {
             }
             sink.accept(from, out);
         });
-        return new QuantResult(amax, scale, signal, noise, nonzero, underflow);
+        return new QuantResult(amax, new float[] {scale}, signal, noise, nonzero, underflow);
     }
 
     private static long[] add(long[] a, long[] b) {
@@ -118,7 +127,7 @@ public final class TensorQuantizer {
     }
 
     /** F32: the arithmetic kernel, a pass for the largest magnitude and one that encodes and sums figures. */
-    private QuantResult f32(String name, MemorySegment src, Sink sink) throws Exception {
+    private QuantResult f32(String name, MemorySegment src, Scaling scaling, Sink sink) throws Exception {
         DType dtype = DType.F32;
         long n = src.byteSize() / 4;
         int maxBits = pool.submit(() -> IntStream.range(0, chunks(n)).parallel()
@@ -128,7 +137,7 @@ public final class TensorQuantizer {
             throw new NonFiniteException(name, Amax.of(src, dtype).nonFinite());
         }
         float amax = Float.intBitsToFloat(maxBits);
-        float scale = amax == 0f ? 1f : amax / E4M3.MAX;
+        float scale = scaling.scaleOf(amax);
         ChunkStats[] stats = new ChunkStats[chunks(n)];
         ChunkBuffers.forEachChunk(pool, n, CHUNK, 1, (from, to, out) -> {
             ChunkStats s = new ChunkStats();
@@ -140,6 +149,6 @@ public final class TensorQuantizer {
         for (ChunkStats s : stats) { // in chunk order: the same figures at any thread count
             total.add(s);
         }
-        return new QuantResult(amax, scale, total.signal, total.noise, total.nonzero, total.underflow);
+        return new QuantResult(amax, new float[] {scale}, total.signal, total.noise, total.nonzero, total.underflow);
     }
 }

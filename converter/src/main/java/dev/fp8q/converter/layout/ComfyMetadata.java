@@ -1,13 +1,13 @@
-package dev.fp8q.converter;
+package dev.fp8q.converter.layout;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.Collection;
 
 /** ComfyUI's mixed-precision marker: {"format_version":"1.0","layers":{"<layer>":{"format":"float8_e4m3fn"}}}. */
-final class ComfyMetadata {
+public final class ComfyMetadata {
 
-    static final String KEY = "_quantization_metadata";
+    public static final String KEY = "_quantization_metadata";
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private ComfyMetadata() {}
@@ -23,12 +23,7 @@ final class ComfyMetadata {
     }
 
     /** The layer a weight belongs to: its name without ".weight". */
-    static String layerOf(String weight) {
+    public static String layerOf(String weight) {
         return weight.endsWith(".weight") ? weight.substring(0, weight.length() - ".weight".length()) : weight;
-    }
-
-    /** The scale tensor's name: "<layer>.weight_scale" (any other name gets "_scale" appended too). */
-    static String scaleName(String weight) {
-        return weight + "_scale";
     }
 }

@@ -1,0 +1,138 @@
+package dev.fp8q.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.fp8q.formats.DType;
+import dev.fp8q.formats.codec.Elements;
+import dev.fp8q.formats.manifest.Manifest;
+import dev.fp8q.formats.safetensors.SafetensorsWriter;
+import dev.fp8q.formats.safetensors.TensorSpec;
+import dev.fp8q.formats.testing.PythonReference;
+import java.io.IOException;
+import java.io.InputStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Every layout with every granularity it can carry, checked by an independent numpy / ml_dtypes script
+ * (src/test/resources/check_layout.py): names, dtypes and shapes read with the safetensors library, scales
+ * and codes recomputed from the source, config files against FORMATS.md section 2.
+ */
+class ConvertLayoutsTest {
+
+    /**
+     * Weights whose shapes leave partial 128-tiles on both edges, rows of very different magnitude (so channel
+     * and block scales differ), an all-zero weight, BF16 and F32, preserved norm and head, and a config.json.
+     */
+    static Path source(Path dir) throws Exception {
+        Path src = Files.createDirectories(dir.resolve("src"));
+        List<TensorSpec> specs = List.of(
+                new TensorSpec("layers.0.self_attn.q_proj.weight", DType.BF16, new long[] {200, 144}),
+                new TensorSpec("layers.0.mlp.fc1.weight", DType.F32, new long[] {136, 272}),
+                new TensorSpec("layers.0.mlp.fc2.weight", DType.BF16, new long[] {8, 16}),
+                new TensorSpec("layers.0.norm.weight", DType.BF16, new long[] {144}),
+                new TensorSpec("lm_head.weight", DType.BF16, new long[] {64, 144}));
+        SplittableRandom rnd = new SplittableRandom(7);
+        try (Arena arena = Arena.ofConfined();
+                SafetensorsWriter w = SafetensorsWriter.create(src.resolve("model.safetensors"), Map.of(), specs)) {
+            for (TensorSpec t : specs) {
+                long n = 1;
+                for (long d : t.shape()) {
+                    n *= d;
+                }
+                long cols = t.shape().length > 1 ? t.shape()[1] : n;
+                MemorySegment seg = arena.allocate(n * t.dtype().bits() / 8);
+                boolean zero = t.name().contains("fc2");
+                for (long i = 0; i < n; i++) {
+                    double row = Math.pow(10, ((i / cols) % 7) - 3); // magnitudes 1e-3 .. 1e3 by row
+                    float v = zero ? 0f : (float) (rnd.nextGaussian() * row);
+                    if (t.dtype() == DType.F32) {
+                        seg.setAtIndex(Elements.FLOAT, i, v);
+                    } else {
+                        seg.setAtIndex(Elements.SHORT, i, Elements.floatToBf16(v));
+                    }
+                }
+                w.write(t.name(), seg);
+            }
+            w.commit();
+        }
+        Files.writeString(src.resolve("config.json"), "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 144}");
+        return src;
+    }
+
+    record Case(String layout, String scaling, boolean pow2) {}
+
+    @Test
+    void everyLayoutAndGranularityIsExactAndLoadsAsTheRuntimeExpects(@TempDir Path dir) throws Exception {
+        Path src = source(dir);
+        List<Case> cases = List.of(new Case("comfy", "tensor", false), new Case("comfy", "tensor", true),
+                new Case("comfy-legacy", "tensor", false), new Case("compressed-tensors", "tensor", false),
+                new Case("compressed-tensors", "channel", false), new Case("compressed-tensors", "channel", true),
+                new Case("compressed-tensors", "block", false), new Case("compressed-tensors", "block", true),
+                new Case("hf-fp8", "tensor", false), new Case("hf-fp8", "block", false), new Case("hf-fp8", "block", true),
+                new Case("modelopt", "tensor", false));
+        Path script = script(dir);
+        for (Case c : cases) {
+            Path dst = dir.resolve(c.layout() + "-" + c.scaling() + (c.pow2() ? "-pow2" : ""));
+            List<String> args = new ArrayList<>(List.of("convert", "--quiet", "--layout", c.layout(), "--scaling",
+                    c.scaling(), src.toString(), dst.toString()));
+            if (c.pow2()) {
+                args.add("--pow2-scales");
+            }
+            CliRun r = CliRun.of(args.toArray(String[]::new));
+            assertEquals(0, r.code(), c + ": " + r.err());
+            Manifest m = Manifest.read(dst.resolve(Manifest.FILE));
+            assertEquals(c.layout(), m.settings().get("layout"));
+            assertEquals(c.scaling() + (c.pow2() ? "+pow2" : ""), m.settings().get("scaling"));
+            assertEquals(0, CliRun.of("check", dst.toString()).code(), c + ": check");
+            String out = PythonReference.run(Files.readString(script), dst.resolve("../src/model.safetensors").normalize().toString(),
+                    dst.toString(), c.layout(), c.scaling(), Boolean.toString(c.pow2()));
+            assertEquals("ok 3", out.strip(), c.toString());
+        }
+    }
+
+    @Test
+    void aLayoutThatCannotCarryTheGranularityIsRefusedWithTheReason(@TempDir Path dir) throws Exception {
+        Path src = source(dir);
+        String[][] refused = {{"comfy", "channel", "ComfyUI reads only per-tensor"}, {"comfy", "block", "ComfyUI"},
+                {"comfy-legacy", "block", "ComfyUI"}, {"hf-fp8", "channel", "per-tensor and 128x128 block"},
+                {"modelopt", "block", "ModelOpt"}, {"modelopt", "channel", "ModelOpt"}};
+        for (String[] c : refused) {
+            Path dst = dir.resolve("out");
+            CliRun r = CliRun.of("convert", "--quiet", "--layout", c[0], "--scaling", c[1], src.toString(), dst.toString());
+            assertEquals(2, r.code(), String.join(" ", c));
+            assertTrue(r.err().contains("--layout " + c[0] + " cannot express " + c[1] + " scaling") && r.err().contains(c[2]),
+                    r.err());
+            assertFalse(Files.exists(dst), "nothing written");
+        }
+        assertEquals(2, CliRun.of("convert", "--layout", "onnx", src.toString(), dir.resolve("o").toString()).code());
+        assertEquals(2, CliRun.of("convert", "--scaling", "row", src.toString(), dir.resolve("o").toString()).code());
+        assertFalse(Files.exists(dir.resolve("o")));
+    }
+
+    @Test
+    void legacyLayoutWarnsThatComfyCastsEveryLinear(@TempDir Path dir) throws Exception {
+        CliRun r = CliRun.of("convert", "--quiet", "--layout", "comfy-legacy", source(dir).toString(), dir.resolve("o").toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.err().contains("casts EVERY Linear"), r.err());
+    }
+
+    static Path script(Path dir) throws IOException {
+        Path p = dir.resolve("check_layout.py");
+        try (InputStream in = ConvertLayoutsTest.class.getResourceAsStream("/check_layout.py")) {
+            Files.writeString(p, new String(in.readAllBytes(), StandardCharsets.UTF_8));
+        }
+        return p;
+    }
+}

@@ -1,0 +1,107 @@
+# Independent check of one fp8q output against its source, for a layout and a scaling, with numpy and
+# ml_dtypes: scales recomputed from the source, codes = clamp(x / scale, +-448) cast to float8_e4m3fn.
+# Names, dtypes and shapes are read with the safetensors library itself. Prints "ok <quantized count>".
+import json, math, os, struct, sys
+import numpy as np, ml_dtypes
+from safetensors import safe_open
+
+src, dst, layout, scaling, pow2 = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "true"
+DT = {'BF16': ml_dtypes.bfloat16, 'F16': np.float16, 'F32': np.float32, 'F8_E4M3': ml_dtypes.float8_e4m3fn}
+
+def load(path):
+    with open(path, 'rb') as f:
+        n = struct.unpack('<Q', f.read(8))[0]
+        h = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for k, v in h.items():
+        if k != '__metadata__':
+            a, b = v['data_offsets']
+            out[k] = np.frombuffer(data[a:b], dtype=DT[v['dtype']]).reshape(v['shape'])
+    with safe_open(path, 'np') as f:  # the reference library agrees on names, dtypes and shapes
+        assert sorted(f.keys()) == sorted(out), path
+        for k in f.keys():
+            s = f.get_slice(k)
+            assert s.get_dtype() == [d for d, t in DT.items() if t == out[k].dtype][0], k
+            assert list(s.get_shape()) == list(out[k].shape), k
+        meta = f.metadata() or {}
+    return meta, out
+
+def scale_of(amax):
+    amax = np.float32(amax)
+    if amax == 0:
+        return np.float32(1)
+    if not pow2:
+        return np.float32(amax / np.float32(448))
+    e = -160
+    while 448.0 * 2.0 ** e < float(amax):
+        e += 1
+    return np.float32(2.0 ** max(e, -149))
+
+_, S = load(src)
+meta, D = load(os.path.join(dst, os.path.basename(src)))
+cfg = json.load(open(os.path.join(dst, 'config.json'))) if os.path.exists(os.path.join(dst, 'config.json')) else None
+quantized = [k for k, v in D.items() if v.dtype == ml_dtypes.float8_e4m3fn and k != 'scaled_fp8']
+for k, x in S.items():
+    if k not in quantized:
+        assert D[k].tobytes() == x.tobytes(), 'preserved ' + k
+for w in quantized:
+    x = S[w].astype(np.float32)
+    rows = x.shape[0]
+    m = x.reshape(rows, -1)
+    cols = m.shape[1]
+    if scaling == 'tensor':
+        grid = np.array([[scale_of(np.abs(m).max())]], dtype=np.float32)
+        per = np.full(m.shape, grid[0, 0], dtype=np.float32)
+    elif scaling == 'channel':
+        grid = np.array([[scale_of(np.abs(r).max())] for r in m], dtype=np.float32)
+        per = np.repeat(grid, cols, axis=1)
+    else:
+        gr, gc = -(-rows // 128), -(-cols // 128)
+        grid = np.zeros((gr, gc), dtype=np.float32)
+        for i in range(gr):
+            for j in range(gc):
+                grid[i, j] = scale_of(np.abs(m[i*128:(i+1)*128, j*128:(j+1)*128]).max())
+        per = np.repeat(np.repeat(grid, 128, axis=0), 128, axis=1)[:rows, :cols]
+    codes = np.clip(m / per, -448, 448).astype(ml_dtypes.float8_e4m3fn)
+    assert codes.view(np.uint8).tobytes() == D[w].view(np.uint8).tobytes(), 'codes of ' + w
+    layer = w[:-len('.weight')]
+    name = {'comfy-legacy': layer + '.scale_weight',
+            'hf-fp8': w + ('_scale_inv' if scaling == 'block' else '_scale')}.get(layout, w + '_scale')
+    shape = {'tensor': [1] if layout == 'compressed-tensors' else [], 'channel': [rows, 1],
+             'block': list(grid.shape)}[scaling]
+    assert list(D[name].shape) == shape, (name, D[name].shape, shape)
+    assert D[name].dtype == np.float32 and D[name].tobytes() == grid.tobytes(), 'scales of ' + w
+preserved_linears = sorted(k[:-len('.weight')] for k, v in S.items() if k not in quantized and k.endswith('.weight') and v.ndim == 2)
+if layout == 'comfy':
+    layers = json.loads(meta['_quantization_metadata'])['layers']
+    assert sorted(layers) == sorted(w[:-len('.weight')] for w in quantized)
+    assert all(v == {'format': 'float8_e4m3fn'} for v in layers.values())
+else:
+    assert '_quantization_metadata' not in meta
+if layout == 'comfy-legacy':
+    assert D['scaled_fp8'].dtype == ml_dtypes.float8_e4m3fn and list(D['scaled_fp8'].shape) == [0]
+else:
+    assert 'scaled_fp8' not in D
+qc = cfg.get('quantization_config') if cfg else None
+if layout in ('comfy', 'compressed-tensors'):
+    assert qc['quant_method'] == 'compressed-tensors' and qc['format'] == 'float-quantized'
+    assert qc['quantization_status'] == 'compressed'
+    g = qc['config_groups']['group_0']
+    assert g['targets'] == ['Linear'] and g['weights']['strategy'] == scaling and g['weights']['type'] == 'float'
+    assert g['weights']['num_bits'] == 8 and g['weights']['dynamic'] is False and g['weights']['symmetric'] is True
+    assert (g['weights'].get('block_structure') == [128, 128]) == (scaling == 'block')
+    assert g['input_activations']['dynamic'] is True
+    assert sorted(qc['ignore']) == preserved_linears
+elif layout == 'hf-fp8':
+    assert qc['quant_method'] == 'fp8' and qc['activation_scheme'] == 'dynamic'
+    assert sorted(qc['ignored_layers']) == preserved_linears
+    assert (qc.get('weight_block_size') == [128, 128]) == (scaling == 'block')
+elif layout == 'modelopt':
+    hq = json.load(open(os.path.join(dst, 'hf_quant_config.json')))
+    assert hq['producer']['name'] == 'modelopt' and hq['quantization']['quant_algo'] == 'FP8'
+    assert sorted(hq['quantization']['exclude_modules']) == preserved_linears
+    assert qc['quant_method'] == 'modelopt' and qc['quant_algo'] == 'FP8'
+else:
+    assert qc is None
+print('ok', len(quantized))

@@ -1,0 +1,82 @@
+package dev.fp8q.converter.quant;
+
+import dev.fp8q.formats.codec.E4M3;
+import java.util.Locale;
+
+/**
+ * How weights get their dequantization multipliers (NUMERICS.md, Scales): one per tensor, per output row
+ * (channel) or per 128 x 128 tile (block) of the weight viewed as [rows = shape[0], cols = the rest], each
+ * amax / 448 in float32, or with pow2 the smallest power of two at least that. Transformer Engine rounds its
+ * quantizing factor (448 / amax) down to a power of two; the multiplier stored here is its reciprocal, so it
+ * rounds up, and no value saturates.
+ */
+public record Scaling(Granularity granularity, boolean pow2) {
+
+    public enum Granularity { TENSOR, CHANNEL, BLOCK }
+
+    /** The tile edge of block scaling. */
+    public static final int BLOCK = 128;
+
+    public static final Scaling PER_TENSOR = new Scaling(Granularity.TENSOR, false);
+
+    public static Scaling parse(String granularity, boolean pow2) {
+        try {
+            return new Scaling(Granularity.valueOf(granularity.toUpperCase(Locale.ROOT)), pow2);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("unknown scaling '" + granularity + "' (tensor, channel or block)");
+        }
+    }
+
+    /** The multiplier for a group whose largest magnitude is amax (finite); 1.0 for an all-zero group. */
+    public float scaleOf(float amax) {
+        if (amax == 0f) {
+            return 1f;
+        }
+        if (!pow2) {
+            return amax / E4M3.MAX;
+        }
+        int e = Math.getExponent(amax) - 9; // 448 < 2^9: a little below the answer
+        while (E4M3.MAX * Math.scalb(1.0, e) < amax) {
+            e++;
+        }
+        return Math.scalb(1f, Math.max(e, Float.MIN_EXPONENT - 23)); // at least the smallest float32
+    }
+
+    /** Rows and columns of the weight's matrix view. */
+    public static long rows(long[] shape) {
+        return shape.length == 0 ? 1 : shape[0];
+    }
+
+    public static long cols(long[] shape) {
+        long c = 1;
+        for (int i = 1; i < shape.length; i++) {
+            c *= shape[i];
+        }
+        return c;
+    }
+
+    /** Rows of one tile (a group of rows that shares scales). */
+    public long tileRows() {
+        return granularity == Granularity.BLOCK ? BLOCK : 1;
+    }
+
+    /** The scale grid [grid rows, grid cols] of a weight. */
+    public long[] grid(long[] shape) {
+        long rows = rows(shape);
+        long cols = cols(shape);
+        return switch (granularity) {
+            case TENSOR -> new long[] {1, 1};
+            case CHANNEL -> new long[] {rows, 1};
+            case BLOCK -> new long[] {ceil(rows, BLOCK), ceil(cols, BLOCK)};
+        };
+    }
+
+    static long ceil(long a, long b) {
+        return (a + b - 1) / b;
+    }
+
+    /** As the manifest records it: "tensor", "channel" or "block", with "+pow2". */
+    public String describe() {
+        return granularity.name().toLowerCase(Locale.ROOT) + (pow2 ? "+pow2" : "");
+    }
+}
