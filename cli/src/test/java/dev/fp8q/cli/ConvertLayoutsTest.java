@@ -4,20 +4,25 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.codec.Elements;
 import dev.fp8q.formats.manifest.Manifest;
+import dev.fp8q.formats.safetensors.SafetensorsFile;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
+import dev.fp8q.formats.safetensors.TensorEntry;
 import dev.fp8q.formats.safetensors.TensorSpec;
 import dev.fp8q.formats.testing.PythonReference;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -99,7 +104,46 @@ class ConvertLayoutsTest {
             String out = PythonReference.run(Files.readString(script), dst.resolve("../src/model.safetensors").normalize().toString(),
                     dst.toString(), c.layout(), c.scaling(), Boolean.toString(c.pow2()));
             assertEquals("ok 3", out.strip(), c.toString());
+            asForeignCheckpoint(src, dst, c);
         }
+    }
+
+    /** Without fp8q's manifest, as if another tool wrote it: verify passes, dequantize drops every scale. */
+    private static void asForeignCheckpoint(Path src, Path dst, Case c) throws Exception {
+        Files.delete(dst.resolve(Manifest.FILE));
+        CliRun v = CliRun.of("verify", src.toString(), dst.toString());
+        assertEquals(0, v.code(), c + ": " + v.out() + v.err());
+        assertTrue(v.out().contains("PASS"), v.out());
+        Path deq = dst.resolveSibling(dst.getFileName() + "-bf16");
+        assertEquals(0, CliRun.of("dequantize", dst.toString(), deq.toString()).code(), c + ": dequantize");
+        try (Checkpoint s = Checkpoint.open(src); Checkpoint d = Checkpoint.open(deq)) {
+            assertEquals(s.tensors().stream().map(Checkpoint.Tensor::name).sorted().toList(),
+                    d.tensors().stream().map(Checkpoint.Tensor::name).sorted().toList(), c + ": the source's names only");
+        }
+    }
+
+    @Test
+    void aDamagedBlockScaleFailsVerify(@TempDir Path dir) throws Exception {
+        Path src = source(dir);
+        Path dst = dir.resolve("o");
+        assertEquals(0, CliRun.of("convert", "--quiet", "--layout", "hf-fp8", "--scaling", "block", src.toString(),
+                dst.toString()).code());
+        Files.delete(dst.resolve(Manifest.FILE));
+        long pos;
+        try (SafetensorsFile f = SafetensorsFile.open(dst.resolve("model.safetensors"))) {
+            TensorEntry e = f.tensor("layers.0.self_attn.q_proj.weight_scale_inv").orElseThrow();
+            assertEquals(List.of(2L, 2L), Arrays.stream(e.shape()).boxed().toList());
+            pos = f.header().dataStart() + e.begin() + 4 * 3; // the last tile: 72 x 16 values
+        }
+        try (RandomAccessFile raf = new RandomAccessFile(dst.resolve("model.safetensors").toFile(), "rw")) {
+            raf.seek(pos);
+            float v = Float.intBitsToFloat(Integer.reverseBytes(raf.readInt()));
+            raf.seek(pos);
+            raf.writeInt(Integer.reverseBytes(Float.floatToIntBits(v * 2)));
+        }
+        CliRun r = CliRun.of("verify", src.toString(), dst.toString());
+        assertEquals(1, r.code(), r.out());
+        assertTrue(r.out().contains("layers.0.self_attn.q_proj.weight"), r.out());
     }
 
     @Test

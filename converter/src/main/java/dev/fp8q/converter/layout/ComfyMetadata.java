@@ -2,12 +2,13 @@ package dev.fp8q.converter.layout;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.fp8q.formats.Fp8Names;
 import java.util.Collection;
 
 /** ComfyUI's mixed-precision marker: {"format_version":"1.0","layers":{"<layer>":{"format":"float8_e4m3fn"}}}. */
 public final class ComfyMetadata {
 
-    public static final String KEY = "_quantization_metadata";
+    public static final String KEY = Fp8Names.COMFY_METADATA;
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private ComfyMetadata() {}

@@ -1,6 +1,7 @@
 package dev.fp8q.converter.layout;
 
 import dev.fp8q.converter.quant.Scaling;
+import dev.fp8q.formats.Fp8Names;
 import dev.fp8q.converter.quant.Scaling.Granularity;
 import java.util.Locale;
 import java.util.Map;
@@ -23,8 +24,8 @@ public enum Layout {
     /** NVIDIA ModelOpt HF export: "weight_scale" 0-dim, hf_quant_config.json. */
     MODELOPT("modelopt");
 
-    /** ComfyUI's legacy marker tensor; shape [0] as ComfyUI itself saves it (FP8 matmul allowed). */
-    public static final String LEGACY_MARKER = "scaled_fp8";
+    /** ComfyUI's legacy marker tensor, written with shape [0] as ComfyUI itself saves it (FP8 matmul allowed). */
+    public static final String LEGACY_MARKER = Fp8Names.LEGACY_MARKER;
 
     private final String id;
 

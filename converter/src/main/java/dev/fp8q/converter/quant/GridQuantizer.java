@@ -24,7 +24,7 @@ final class GridQuantizer {
 
     QuantResult quantize(String name, MemorySegment src, DType dtype, long[] shape, Scaling scaling,
             TensorQuantizer.Sink sink) throws Exception {
-        long n = src.byteSize() / dtype.bits() * 8;
+        long n = src.byteSize() * 8 / dtype.bits();
         long rows = Scaling.rows(shape);
         long cols = Scaling.cols(shape);
         long[] grid = scaling.grid(shape);

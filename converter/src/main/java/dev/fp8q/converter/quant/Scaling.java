@@ -35,7 +35,7 @@ public record Scaling(Granularity granularity, boolean pow2) {
         if (!pow2) {
             return amax / E4M3.MAX;
         }
-        int e = Math.getExponent(amax) - 9; // 448 < 2^9: a little below the answer
+        int e = Math.getExponent((double) amax) - 9; // 448 < 2^9: at or below the answer (exact for subnormals too)
         while (E4M3.MAX * Math.scalb(1.0, e) < amax) {
             e++;
         }

@@ -7,6 +7,7 @@ import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.Components;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.FileTrees;
+import dev.fp8q.formats.Fp8Names;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.formats.codec.E4M3;
 import dev.fp8q.formats.codec.E5M2;
@@ -49,8 +50,6 @@ public final class Dequantizer {
     public record Result(int dequantized, int copied, int scalesDropped, long bytes) {}
 
     private static final int CHUNK = 1 << 20;
-    private static final String COMFY_METADATA = "_quantization_metadata";
-    private static final String COMFY_LEGACY_MARKER = "scaled_fp8";
 
     private Dequantizer() {}
 
@@ -89,7 +88,7 @@ public final class Dequantizer {
         Set<String> unscaled = new HashSet<>();
         List<String> fp8Names = cp.tensors().stream().filter(t -> isFp8(t.entry().dtype())).map(Checkpoint.Tensor::name).toList();
         for (String name : fp8Names) {
-            if (name.equals(COMFY_LEGACY_MARKER)) {
+            if (name.equals(Fp8Names.LEGACY_MARKER)) {
                 scales.add(name); // says "scaled FP8 inside": not true of OUT
                 continue;
             }
@@ -110,7 +109,7 @@ public final class Dequantizer {
                 specs.add(new TensorSpec(t.name(), isFp8(t.entry().dtype()) ? dtype : t.entry().dtype(), t.entry().shape()));
             }
             Map<String, String> metadata = new TreeMap<>(shard.metadata() == null ? Map.of() : shard.metadata());
-            metadata.remove(COMFY_METADATA);
+            metadata.remove(Fp8Names.COMFY_METADATA);
             Path file = dir.resolve(shard.path().getFileName().toString());
             try (SafetensorsWriter w = SafetensorsWriter.create(file, metadata, specs)) {
                 for (Checkpoint.Tensor t : tensors) {

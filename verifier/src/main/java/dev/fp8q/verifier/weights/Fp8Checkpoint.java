@@ -3,6 +3,7 @@ package dev.fp8q.verifier.weights;
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.FormatException;
+import dev.fp8q.formats.Fp8Names;
 import dev.fp8q.formats.FormatException.Rule;
 import dev.fp8q.formats.codec.E4M3;
 import dev.fp8q.formats.manifest.Manifest;
@@ -47,11 +48,11 @@ public final class Fp8Checkpoint {
         return checkpoint.tensor(name).map(t -> t.entry().dtype() == DType.F8_E4M3).orElse(false);
     }
 
-    /** Names of every FP8 E4M3 tensor, in checkpoint order. */
+    /** Names of every FP8 E4M3 weight (not ComfyUI's legacy marker), in checkpoint order. */
     public List<String> fp8Names() {
         List<String> out = new ArrayList<>();
         for (Checkpoint.Tensor t : checkpoint.tensors()) {
-            if (t.entry().dtype() == DType.F8_E4M3) {
+            if (t.entry().dtype() == DType.F8_E4M3 && !t.name().equals(Fp8Names.LEGACY_MARKER)) {
                 out.add(t.name());
             }
         }
