@@ -16,7 +16,7 @@ final class ConversionOptions {
     @Option(names = "--ignore", paramLabel = "REGEX", description = "Keep matching tensors in high precision (repeatable).")
     List<String> ignore = new ArrayList<>();
 
-    @Option(names = "--quantize", paramLabel = "REGEX", description = "Quantize matching 2-D weights (repeatable).")
+    @Option(names = "--quantize", paramLabel = "REGEX", description = "Quantize matching weights (repeatable); also Conv2d/Conv3d weights, stored weight-only with one scale.")
     List<String> quantize = new ArrayList<>();
 
     @Option(names = "--rules", paramLabel = "FILE", description = "JSON rules file: {\"ignore\": [...], \"quantize\": [...]}")
@@ -28,6 +28,9 @@ final class ConversionOptions {
 
     @Option(names = "--pow2-scales", description = "Round each scale up to a power of two (Transformer Engine's block recipe).")
     boolean pow2;
+
+    @Option(names = "--key", paramLabel = "KEY", description = "In a .pth that nests its state dict, the top-level key that holds it (e.g. model).")
+    String pthKey;
 
     Scaling scaling() {
         try {

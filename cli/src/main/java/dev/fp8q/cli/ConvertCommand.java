@@ -81,7 +81,7 @@ final class ConvertCommand implements Callable<Integer> {
         long t0 = System.nanoTime();
         Manifest m = new Converter(new Converter.Options(conversion.preset, conversion.userRules(), bf16, keepNonFinite,
                 threads != null ? threads : Runtime.getRuntime().availableProcessors(), force, cmd, conversion.scaling(),
-                outLayout), bar).convert(source, target);
+                outLayout, conversion.pthKey), bar).convert(source, target);
         double secs = (System.nanoTime() - t0) / 1e9;
         out.printf(Locale.ROOT, "converted %s -> %s: %d tensors quantized, %d preserved, in %.2f s%n", source, target,
                 m.totals().quantized(), m.totals().preserved(), secs);

@@ -56,7 +56,7 @@ final class PlanCommand implements Callable<Integer> {
         long after = 0;
         Scaling scaling = conversion.scaling();
         for (Components.Component c : Components.of(source)) {
-            try (Checkpoint cp = Checkpoint.open(c.path())) {
+            try (Checkpoint cp = Checkpoint.open(c.path(), conversion.pthKey)) {
                 Map<String, long[]> shapes = new LinkedHashMap<>();
                 cp.tensors().forEach(t -> shapes.put(t.name(), t.entry().shape()));
                 ModelInfo model = ModelDetector.detect(shapes);

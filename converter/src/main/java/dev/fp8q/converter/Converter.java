@@ -22,6 +22,8 @@ import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.Components;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.FileTrees;
+import dev.fp8q.formats.TensorFile;
+import dev.fp8q.formats.pth.PthFile;
 import dev.fp8q.formats.codec.Amax;
 import dev.fp8q.formats.codec.Elements;
 import dev.fp8q.formats.manifest.Manifest;
@@ -57,13 +59,13 @@ public final class Converter {
 
     /** How to convert. preset: auto, wan or generic. */
     public record Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve,
-            int threads, boolean force, List<String> commandLine, Scaling scaling, Layout layout) {
+            int threads, boolean force, List<String> commandLine, Scaling scaling, Layout layout, String pthKey) {
 
         /** Per-tensor scales in the default (ComfyUI) layout. */
         public Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve, int threads,
                 boolean force, List<String> commandLine) {
             this(preset, rules, preserveAsBf16, nonFinitePreserve, threads, force, commandLine, Scaling.PER_TENSOR,
-                    Layout.COMFY);
+                    Layout.COMFY, null);
         }
     }
 
@@ -120,8 +122,11 @@ public final class Converter {
             try {
                 long total = 0;
                 for (Components.Component c : components) {
-                    Checkpoint cp = Checkpoint.open(c.path());
+                    Checkpoint cp = Checkpoint.open(c.path(), options.pthKey());
                     open.add(cp);
+                    if (cp.shards().getFirst() instanceof PthFile pth && !pth.skipped().isEmpty()) {
+                        progress.warn(pth.path() + ": not tensors, not carried over: " + String.join(", ", pth.skipped()));
+                    }
                     total += cp.totalBytes();
                 }
                 snapshot = SourceSnapshot.of(open);
@@ -165,10 +170,10 @@ public final class Converter {
             throw new ConvertException("cannot add the marker tensor '" + Layout.LEGACY_MARKER
                     + "': the source already has a tensor of that name");
         }
-        for (SafetensorsFile shard : cp.shards()) {
+        for (TensorFile shard : cp.shards()) {
             sources.add(new Manifest.Source(c.name(), shard.path().toString(), Files.size(shard.path())));
             List<Checkpoint.Tensor> tensors = cp.tensors().stream().filter(t -> t.shard() == shard).toList();
-            Path target = out.resolve(shard.path().getFileName().toString());
+            Path target = out.resolve(outputName(shard));
             List<Manifest.TensorRecord> shardRecords = convertShard(c.name(), tensors, planner, target, shapes.keySet(),
                     marker);
             marker = false; // in the first shard only
@@ -199,6 +204,12 @@ public final class Converter {
             }
         }
         return out;
+    }
+
+    /** A shard keeps its name; a .pth becomes "<stem>.safetensors". */
+    private static String outputName(TensorFile shard) {
+        String n = shard.path().getFileName().toString();
+        return shard instanceof PthFile ? n.substring(0, n.lastIndexOf('.')) + ".safetensors" : n;
     }
 
     private static Manifest.TensorRecord withFile(Manifest.TensorRecord r, String file) {

@@ -1,7 +1,7 @@
 package dev.fp8q.converter;
 
 import dev.fp8q.formats.Checkpoint;
-import dev.fp8q.formats.safetensors.SafetensorsFile;
+import dev.fp8q.formats.TensorFile;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,7 +27,7 @@ final class SourceSnapshot {
     static SourceSnapshot of(Iterable<Checkpoint> checkpoints) throws IOException {
         Map<Path, Stamp> m = new LinkedHashMap<>();
         for (Checkpoint c : checkpoints) {
-            for (SafetensorsFile f : c.shards()) {
+            for (TensorFile f : c.shards()) {
                 m.put(f.path(), stamp(f.path()));
             }
         }

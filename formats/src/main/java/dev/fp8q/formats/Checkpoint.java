@@ -1,6 +1,7 @@
 package dev.fp8q.formats;
 
 import dev.fp8q.formats.FormatException.Rule;
+import dev.fp8q.formats.pth.PthFile;
 import dev.fp8q.formats.safetensors.SafetensorsFile;
 import dev.fp8q.formats.safetensors.ShardIndex;
 import dev.fp8q.formats.safetensors.TensorEntry;
@@ -23,8 +24,8 @@ import java.util.stream.Stream;
  */
 public final class Checkpoint implements AutoCloseable {
 
-    /** A tensor and the shard that holds it. */
-    public record Tensor(TensorEntry entry, SafetensorsFile shard) {
+    /** A tensor and the file (shard) that holds it. */
+    public record Tensor(TensorEntry entry, TensorFile shard) {
         public String name() {
             return entry.name();
         }
@@ -36,18 +37,23 @@ public final class Checkpoint implements AutoCloseable {
 
     private final Path root;
     private final ShardIndex index;
-    private final List<SafetensorsFile> shards;
+    private final List<TensorFile> shards;
     private final Map<String, Tensor> tensors;
 
-    private Checkpoint(Path root, ShardIndex index, List<SafetensorsFile> shards, Map<String, Tensor> tensors) {
+    private Checkpoint(Path root, ShardIndex index, List<? extends TensorFile> shards, Map<String, Tensor> tensors) {
         this.root = root;
         this.index = index;
         this.shards = List.copyOf(shards);
         this.tensors = Collections.unmodifiableMap(tensors);
     }
 
-    /** Opens a .safetensors file, a folder of shards, or a shard index file. */
+    /** Opens a .safetensors file, a folder of shards, a shard index file, or a .pth / .pt file. */
     public static Checkpoint open(Path path) throws FormatException {
+        return open(path, null);
+    }
+
+    /** As {@link #open(Path)}; pthKey picks the state dict inside a .pth that nests it (null: find it). */
+    public static Checkpoint open(Path path, String pthKey) throws FormatException {
         if (Files.isDirectory(path)) {
             List<Path> indexes = list(path, ShardIndex.SUFFIX);
             if (indexes.size() > 1) {
@@ -64,6 +70,12 @@ public final class Checkpoint implements AutoCloseable {
         }
         if (!Files.exists(path)) {
             throw new FormatException(Rule.IO, path, null, "no such file or folder");
+        }
+        if (PthFile.isPth(path)) {
+            PthFile f = PthFile.open(path, pthKey);
+            Map<String, Tensor> tensors = new LinkedHashMap<>();
+            f.tensors().forEach(e -> tensors.put(e.name(), new Tensor(e, f)));
+            return new Checkpoint(path, null, List.of(f), tensors);
         }
         if (path.getFileName().toString().endsWith(ShardIndex.SUFFIX)) {
             return openIndexed(path.toAbsolutePath().getParent(), ShardIndex.read(path));
@@ -150,14 +162,14 @@ public final class Checkpoint implements AutoCloseable {
         return Optional.ofNullable(index);
     }
 
-    public List<SafetensorsFile> shards() {
+    public List<TensorFile> shards() {
         return shards;
     }
 
     /** All tensors, shard by shard in data order. */
     public List<Tensor> tensors() {
         List<Tensor> out = new ArrayList<>(tensors.size());
-        for (SafetensorsFile sf : shards) {
+        for (TensorFile sf : shards) {
             for (TensorEntry e : sf.tensors()) {
                 Tensor t = tensors.get(e.name());
                 if (t != null && t.shard() == sf) {
@@ -186,6 +198,6 @@ public final class Checkpoint implements AutoCloseable {
 
     @Override
     public void close() {
-        shards.forEach(SafetensorsFile::close);
+        shards.forEach(TensorFile::close);
     }
 }

@@ -28,6 +28,11 @@ public final class FormatException extends Exception {
         INDEX_MISMATCH("shard index does not match the shards"),
         DUPLICATE_TENSOR("tensor appears in more than one shard"),
         NO_CHECKPOINT("no checkpoint found"),
+        PTH_LEGACY("PyTorch checkpoint in the pre-1.6 format, which fp8q does not read (load and torch.save it again with torch >= 1.6)"),
+        PTH_INVALID("invalid PyTorch zip checkpoint"),
+        PTH_HOSTILE_PATH("zip entry leaves the archive's folder"),
+        PICKLE_INVALID("malformed pickle"),
+        PICKLE_FORBIDDEN("pickle names a global outside the allow-list (fp8q loads only tensors and plain containers)"),
         WRITE_INVALID("cannot write");
 
         private final String summary;

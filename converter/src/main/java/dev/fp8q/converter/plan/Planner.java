@@ -7,7 +7,7 @@ import java.util.regex.Pattern;
 
 /**
  * Turns tensor names into decisions. Order: the source dtype (only BF16/F16/F32 can be quantized), the
- * rank (only 2-D weights), the user's ignore and quantize patterns (a tensor matching both is an error),
+ * rank (2-D weights; Conv2d/Conv3d weights only when a --quantize pattern names them), the user's ignore and quantize patterns (a tensor matching both is an error),
  * the preset's quantize rules, then the FP8 GEMM shape rule (last dim % 16, leading dims % 8) for preset
  * choices; everything else is kept under the preset's keep rule.
  */
@@ -42,6 +42,9 @@ public final class Planner {
         }
         if (!t.dtype().isQuantizableSource()) {
             return new Decision(t, Action.PRESERVE, "dtype:" + t.dtype() + "-not-a-source");
+        }
+        if (t.rank() > 2 && qu != null && ig == null) { // Conv2d/Conv3d: weight-only FP8 storage, on request
+            return new Decision(t, Action.QUANTIZE, "user:quantize=" + qu + "(weight-only,rank-" + t.rank() + ")");
         }
         if (t.rank() != 2) {
             return new Decision(t, Action.PRESERVE, t.rank() < 2 ? "shape:1d" : "shape:not-2d");

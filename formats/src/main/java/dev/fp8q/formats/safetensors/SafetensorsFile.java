@@ -1,6 +1,7 @@
 package dev.fp8q.formats.safetensors;
 
 import dev.fp8q.formats.FormatException;
+import dev.fp8q.formats.TensorFile;
 import dev.fp8q.formats.FormatException.Rule;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -19,7 +20,7 @@ import java.util.Optional;
  * A safetensors file mapped once into memory; tensors are handed out as slices of that mapping, never
  * copied to the heap. The mapping lives until {@link #close()} and may be read from any thread.
  */
-public final class SafetensorsFile implements AutoCloseable {
+public final class SafetensorsFile implements TensorFile {
 
     private final Path path;
     private final Header header;
