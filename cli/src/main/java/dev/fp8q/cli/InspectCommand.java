@@ -35,6 +35,9 @@ final class InspectCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Machine-readable output.")
     boolean json;
 
+    @Option(names = "--key", paramLabel = "KEY", description = "In a .pth that nests its state dict, the top-level key that holds it.")
+    String pthKey;
+
     @Option(names = "--summary", description = "Totals and detection only, no per-tensor table.")
     boolean summary;
 
@@ -53,18 +56,12 @@ final class InspectCommand implements Callable<Integer> {
         root.put("path", target.toString());
         ArrayNode comps = root.putArray("components");
         for (Components.Component c : Components.of(target)) {
-            try (Checkpoint cp = Checkpoint.open(c.path())) {
+            try (Checkpoint cp = Checkpoint.open(c.path(), pthKey)) {
                 comps.add(describe(c, cp, out));
             }
         }
-        List<Path> skipped = Components.unreadable(target);
-        ArrayNode sk = root.putArray("not_read");
-        skipped.forEach(p -> sk.add(p.getFileName().toString()));
         if (json) {
             out.println(JSON.writeValueAsString(root));
-        } else if (!skipped.isEmpty()) {
-            out.println("not read (PyTorch files are not supported yet): " + String.join(", ",
-                    skipped.stream().map(p -> p.getFileName().toString()).toList()));
         }
         return ExitCodes.OK;
     }

@@ -1,6 +1,7 @@
 package dev.fp8q.formats;
 
 import dev.fp8q.formats.FormatException.Rule;
+import dev.fp8q.formats.pth.PthFile;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -8,7 +9,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
 
-/** What a path holds: one checkpoint, or a release folder of component checkpoints (one per sub-folder). */
+/**
+ * What a path holds: one checkpoint, or a release folder of component checkpoints (one per sub-folder, and
+ * one per .pth / .pt file, named by its stem).
+ */
 public final class Components {
 
     /** One checkpoint of a release; name "" when the path is itself the checkpoint. */
@@ -26,8 +30,11 @@ public final class Components {
         List<Component> out = new ArrayList<>();
         try (Stream<Path> s = Files.list(path)) {
             for (Path child : s.sorted().toList()) {
+                String name = child.getFileName().toString();
                 if (Files.isDirectory(child) && Checkpoint.isCheckpointFolder(child)) {
-                    out.add(new Component(child.getFileName().toString(), child));
+                    out.add(new Component(name, child));
+                } else if (Files.isRegularFile(child) && PthFile.isPth(child) && !name.startsWith(".")) {
+                    out.add(new Component(name.substring(0, name.lastIndexOf('.')), child)); // T5 encoder, VAE
                 }
             }
         } catch (IOException e) {
@@ -38,17 +45,5 @@ public final class Components {
                     "no .safetensors files, shard index or checkpoint sub-folders here");
         }
         return out;
-    }
-
-    /** Files a release folder holds that fp8q does not read yet (.pth: T5 encoder, VAE). */
-    public static List<Path> unreadable(Path path) {
-        if (!Files.isDirectory(path)) {
-            return List.of();
-        }
-        try (Stream<Path> s = Files.list(path)) {
-            return s.filter(p -> p.toString().endsWith(".pth") || p.toString().endsWith(".pt")).sorted().toList();
-        } catch (IOException e) {
-            return List.of();
-        }
     }
 }

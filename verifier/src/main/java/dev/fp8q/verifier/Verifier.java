@@ -119,14 +119,31 @@ public final class Verifier {
             notes.add("no fp8q manifest: scales found by layout naming; codes one step off are not bounded");
         }
         if (fp8.fp8Names().isEmpty()) {
+            if (ownOutput && manifest.get().tensors().stream().noneMatch(r -> name.equals(r.component()) && r.action().equals("quantize"))) {
+                notes.add("the plan kept every tensor of this component in high precision: nothing to rerun");
+                runs.add(new VerifyReport.ComponentRun(name, "none", null, null, List.of(), notes));
+                return;
+            }
             checks.add(Check.failure(name, "weight", null, "no FP8 E4M3 tensor in the checkpoint: nothing was quantized"));
         }
         Optional<WanNaming> naming = WanNaming.detect(source);
-        if (naming.isPresent()) {
+        String unrunnable = naming.isPresent() ? wanUnrunnable(naming.get(), source) : null;
+        if (naming.isPresent() && unrunnable == null) {
             wan(name, naming.get(), source, fp8, notes, ownOutput);
         } else {
+            if (unrunnable != null) {
+                notes.add(unrunnable);
+            }
             perLinear(name, source, fp8, notes, ownOutput);
         }
+    }
+
+    /** Why Wan-named weights cannot run as a Wan block, or null when they can. */
+    private static String wanUnrunnable(WanNaming naming, Checkpoint source) throws FormatException {
+        Optional<Checkpoint.Tensor> mod = source.tensor(naming.weight(WanNaming.Param.MODULATION, 0));
+        long dim = mod.map(t -> t.entry().numel() / 6).orElse(0L);
+        return dim > 0 && dim % HEAD_DIM == 0 ? null
+                : "Wan names, but dim " + dim + " is not a multiple of Wan's head_dim " + HEAD_DIM + ": checked per linear";
     }
 
     private void wan(String name, WanNaming naming, Checkpoint source, Fp8Checkpoint fp8, List<String> notes,
@@ -134,9 +151,6 @@ public final class Verifier {
         ReferenceWeights reference = new ReferenceWeights(source);
         float[] modulation = reference.tensor(naming.weight(WanNaming.Param.MODULATION, 0));
         int dim = modulation.length / 6;
-        if (dim % HEAD_DIM != 0) {
-            throw new VerifyException(name + ": dim " + dim + " is not a multiple of Wan's head_dim " + HEAD_DIM);
-        }
         int layers = blockCount(source);
         List<Integer> blocks = pickBlocks(layers);
         Set<String> sampled = new LinkedHashSet<>();

@@ -8,6 +8,7 @@ import dev.fp8q.formats.Components;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.FileTrees;
 import dev.fp8q.formats.Fp8Names;
+import dev.fp8q.formats.TensorFile;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.formats.codec.E4M3;
 import dev.fp8q.formats.codec.E5M2;
@@ -100,7 +101,7 @@ public final class Dequantizer {
         }
         Map<String, String> weightMap = new LinkedHashMap<>();
         long total = 0;
-        for (SafetensorsFile shard : cp.shards()) {
+        for (TensorFile shard : cp.shards()) {
             List<Checkpoint.Tensor> tensors = cp.tensors().stream()
                     .filter(t -> t.shard() == shard && !scales.contains(t.name())).toList();
             counts[2] += (int) cp.tensors().stream().filter(t -> t.shard() == shard && scales.contains(t.name())).count();
