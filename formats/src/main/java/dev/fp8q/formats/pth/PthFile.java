@@ -121,6 +121,10 @@ public final class PthFile implements TensorFile {
                     }
                     root = r;
                     String rest = name.substring(slash + 1);
+                    if (e.getMethod() != ZipArchiveEntry.STORED && e.getMethod() != java.util.zip.ZipEntry.DEFLATED) {
+                        throw new FormatException(Rule.PTH_INVALID, path, null, "entry '" + name + "' uses compression method "
+                                + e.getMethod() + " (torch stores entries uncompressed)");
+                    }
                     if (rest.equals("data.pkl")) {
                         pkl = e;
                     } else if (rest.equals("byteorder")) {

@@ -132,7 +132,7 @@ public final class Unpickler {
                 }
                 case 's' -> {
                     Object v = pop();
-                    Object k = pop();
+                    Object k = key(pop());
                     dict(top()).put(k, v);
                 }
                 case 'u' -> {
@@ -142,7 +142,7 @@ public final class Unpickler {
                     }
                     Map<Object, Object> d = dict(top());
                     for (int i = 0; i < items.size(); i += 2) {
-                        d.put(items.get(i), items.get(i + 1));
+                        d.put(key(items.get(i)), items.get(i + 1));
                     }
                 }
                 default -> throw invalid(String.format("opcode 0x%02x at offset %d is not one a weights-only pickle uses", op, pos));
@@ -200,6 +200,18 @@ public final class Unpickler {
             return (Map<Object, Object>) m;
         }
         throw invalid("SETITEM on a " + kind(o));
+    }
+
+    /**
+     * A dict key: a scalar, as in any state dict. Python cannot hash lists or dicts either; refusing tuples too
+     * means no key's hashCode can recurse into a structure that contains itself.
+     */
+    private static Object key(Object k) throws FormatException {
+        if (k instanceof String || k instanceof Long || k instanceof BigInteger || k instanceof Double
+                || k instanceof Boolean || k instanceof Pickled.None) {
+            return k;
+        }
+        throw invalid("dict key of type " + kind(k) + " (state dicts have string or number keys)");
     }
 
     private static String kind(Object o) {
@@ -289,7 +301,7 @@ public final class Unpickler {
         long[] out = new long[t.items().size()];
         for (int i = 0; i < out.length; i++) {
             if (!(t.items().get(i) instanceof Long v) || v < 0) {
-                throw invalid("tensor size or stride " + t.items().get(i) + " is not a non-negative integer");
+                throw invalid("tensor size or stride of type " + kind(t.items().get(i)) + " is not a non-negative integer");
             }
             out[i] = v;
         }
