@@ -108,6 +108,24 @@ class InspectCommandTest {
         CliRun r = CliRun.of("inspect", d.toString());
         assertEquals(ExitCodes.INPUT_ERROR, r.code());
         assertTrue(r.err().contains("leaves the folder"), r.err());
+        Files.writeString(idx, s.replaceFirst("\"diffusion_pytorch_model-00001-of-", "\"/tmp/diffusion_pytorch_model-00001-of-"));
+        CliRun abs = CliRun.of("inspect", d.toString());
+        assertEquals(ExitCodes.INPUT_ERROR, abs.code());
+        assertTrue(abs.err().contains("leaves the folder"), abs.err());
+        // a shard that is a symlink to a file outside the folder: its name is clean, its target is not
+        String shard;
+        try (var files = Files.list(d)) {
+            shard = files.map(f -> f.getFileName().toString()).filter(n -> n.startsWith("diffusion_pytorch_model-00001"))
+                    .findFirst().orElseThrow();
+        }
+        Files.writeString(idx, s);
+        Path outside = Files.move(d.resolve(shard), dir.resolve(shard));
+        Files.createSymbolicLink(d.resolve(shard), outside);
+        CliRun link = CliRun.of("inspect", d.toString());
+        assertEquals(ExitCodes.INPUT_ERROR, link.code());
+        assertTrue(link.err().contains("leaves the folder") && link.err().contains("resolves to " + outside.toRealPath()), link.err());
+        Files.delete(d.resolve(shard));
+        Files.move(outside, d.resolve(shard));
         Files.writeString(idx, s.replaceFirst("\"blocks.0.ffn.0.weight\"", "\"blocks.0.ffn.0.weight.missing\""));
         CliRun m = CliRun.of("inspect", d.toString());
         assertEquals(ExitCodes.INPUT_ERROR, m.code());

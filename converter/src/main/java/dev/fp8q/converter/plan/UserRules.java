@@ -42,9 +42,11 @@ public record UserRules(List<Pattern> ignore, List<Pattern> quantize) {
     public static UserRules read(Path file, List<String> ignore, List<String> quantize) throws IOException {
         JsonNode root;
         try {
-            root = new ObjectMapper().readTree(file.toFile());
+            root = new ObjectMapper().readTree(java.nio.file.Files.readString(file)); // strict UTF-8
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new PlanException(file + ": rules file is not valid JSON: " + e.getOriginalMessage());
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new PlanException(file + ": rules file is not UTF-8 text");
         }
         if (root == null || !root.isObject()) {
             throw new PlanException(file + ": rules file must be an object {\"ignore\": [...], \"quantize\": [...]}");

@@ -1,0 +1,23 @@
+package dev.fp8q.verifier.check;
+
+import com.code_intelligence.jazzer.junit.FuzzTest;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Bounds files under Jazzer (see formats' ParserFuzzTest): the only acceptable failure is a BoundsException. */
+class BoundsFuzzTest {
+
+    @FuzzTest(maxDuration = "10s")
+    void boundsFile(byte[] json) throws IOException {
+        Path f = Files.createTempFile("fp8q-bounds", ".json");
+        try {
+            Files.write(f, json);
+            Bounds.defaults().withFile(f);
+        } catch (Bounds.BoundsException expected) {
+            // refused by name
+        } finally {
+            Files.delete(f);
+        }
+    }
+}
