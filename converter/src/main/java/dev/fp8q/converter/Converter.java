@@ -22,6 +22,7 @@ import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.Components;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.FileTrees;
+import dev.fp8q.formats.OutputLock;
 import dev.fp8q.formats.TensorFile;
 import dev.fp8q.formats.pth.PthFile;
 import dev.fp8q.formats.codec.Amax;

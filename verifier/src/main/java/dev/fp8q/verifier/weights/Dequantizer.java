@@ -7,6 +7,7 @@ import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.Components;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.FileTrees;
+import dev.fp8q.formats.OutputLock;
 import dev.fp8q.formats.Fp8Names;
 import dev.fp8q.formats.TensorFile;
 import dev.fp8q.formats.FormatException;
@@ -43,7 +44,7 @@ import java.util.stream.IntStream;
  * block), rounded to nearest even into the output dtype; an FP8 tensor without any scale (a plain cast) is
  * taken at face value; scale tensors and ComfyUI's legacy {@code scaled_fp8} marker are dropped; every other
  * tensor is copied byte for byte. Shards, index and components mirror DST; written to a temporary folder that is
- * renamed to OUT at the end, so OUT never exists half-written. Tensors are streamed in chunks, off the heap.
+ * renamed to OUT at the end, so OUT never exists half-written; one run per OUT (a lock), which removes what killed runs left. Tensors are streamed in chunks, off the heap.
  */
 public final class Dequantizer {
 
@@ -54,32 +55,36 @@ public final class Dequantizer {
 
     private Dequantizer() {}
 
-    public static Result run(Path dst, Path out, DType dtype) throws FormatException, IOException {
+    public static Result run(Path dst, Path out, DType dtype) throws FormatException, IOException, OutputLock.BusyException {
         if (dtype != DType.BF16 && dtype != DType.F16 && dtype != DType.F32) {
             throw new IllegalArgumentException("dequantize writes bf16, f16 or f32, not " + dtype);
         }
         Optional<Manifest> manifest = Verifier.readManifest(dst);
         Path target = out.toAbsolutePath().normalize();
-        Path tmp = target.resolveSibling("." + target.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
-        Files.createDirectories(tmp);
-        int[] counts = new int[3];
-        long bytes = 0;
-        try {
-            for (Components.Component c : Components.of(dst)) {
-                List<Manifest.TensorRecord> records = manifest.map(m -> m.tensors().stream()
-                        .filter(r -> c.name().equals(r.component() == null ? "" : r.component())).toList())
-                        .orElse(List.of());
-                Path dir = c.name().isEmpty() ? tmp : Files.createDirectories(tmp.resolve(c.name()));
-                try (Checkpoint cp = Checkpoint.open(c.path())) {
-                    bytes += component(new Fp8Checkpoint(cp, records), c.path(), dir, dtype, counts);
+        Files.createDirectories(target.getParent());
+        try (OutputLock lock = OutputLock.acquire(target)) {
+            lock.removeStale(target); // what killed runs into OUT left behind
+            Path tmp = target.resolveSibling("." + target.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
+            Files.createDirectories(tmp);
+            int[] counts = new int[3];
+            long bytes = 0;
+            try {
+                for (Components.Component c : Components.of(dst)) {
+                    List<Manifest.TensorRecord> records = manifest.map(m -> m.tensors().stream()
+                            .filter(r -> c.name().equals(r.component() == null ? "" : r.component())).toList())
+                            .orElse(List.of());
+                    Path dir = c.name().isEmpty() ? tmp : Files.createDirectories(tmp.resolve(c.name()));
+                    try (Checkpoint cp = Checkpoint.open(c.path())) {
+                        bytes += component(new Fp8Checkpoint(cp, records), c.path(), dir, dtype, counts);
+                    }
                 }
+                FileTrees.publish(tmp, target);
+            } catch (IOException | FormatException | RuntimeException | Error e) {
+                FileTrees.delete(tmp);
+                throw e;
             }
-            FileTrees.publish(tmp, target);
-        } catch (IOException | FormatException | RuntimeException | Error e) {
-            FileTrees.delete(tmp);
-            throw e;
+            return new Result(counts[0], counts[1], counts[2], bytes);
         }
-        return new Result(counts[0], counts[1], counts[2], bytes);
     }
 
     private static long component(Fp8Checkpoint fp8, Path source, Path dir, DType dtype, int[] counts)

@@ -1,6 +1,5 @@
-package dev.fp8q.converter;
+package dev.fp8q.formats;
 
-import dev.fp8q.formats.FileTrees;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
@@ -16,11 +15,18 @@ import java.util.List;
 import java.util.UUID;
 
 /**
- * One writer per DST: an OS lock on the hidden sibling {@code .DST.fp8q-lock}, held for the whole run and
+ * One writer per output folder (convert's DST, dequantize's OUT): an OS lock on the hidden sibling {@code .DST.fp8q-lock}, held for the whole run and
  * removed at the end. Holding it, the run may delete the temporary folders that killed runs into the same
  * DST left behind, since no live run can own them.
  */
-final class OutputLock implements AutoCloseable {
+public final class OutputLock implements AutoCloseable {
+
+    /** Another run holds the lock. */
+    public static final class BusyException extends Exception {
+        BusyException(String message) {
+            super(message);
+        }
+    }
 
     private final Path file;
     private final FileChannel channel;
@@ -32,12 +38,12 @@ final class OutputLock implements AutoCloseable {
         this.lock = lock;
     }
 
-    static Path lockFile(Path dst) {
+    public static Path lockFile(Path dst) {
         return dst.resolveSibling("." + dst.getFileName() + ".fp8q-lock");
     }
 
     /** Takes the lock or refuses at once: another run is writing this DST. */
-    static OutputLock acquire(Path dst) throws IOException, ConvertException {
+    public static OutputLock acquire(Path dst) throws IOException, BusyException {
         Path file = lockFile(dst);
         for (int attempt = 0; attempt < 5; attempt++) {
             FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ,
@@ -53,7 +59,7 @@ final class OutputLock implements AutoCloseable {
             }
             if (l == null) {
                 ch.close();
-                throw new ConvertException(dst + ": another fp8q run is writing it (lock held on " + file + ")");
+                throw new BusyException(dst + ": another fp8q run is writing it (lock held on " + file + ")");
             }
             // The lock is ours only if the path still names the file we locked (a finishing run deletes it).
             String token = ProcessHandle.current().pid() + " " + UUID.randomUUID();
@@ -69,11 +75,11 @@ final class OutputLock implements AutoCloseable {
             l.release();
             ch.close();
         }
-        throw new ConvertException(dst + ": could not take the lock " + file);
+        throw new BusyException(dst + ": could not take the lock " + file);
     }
 
     /** Deletes what killed runs into this DST left: {@code .DST.fp8q-tmp-*} and {@code .DST.fp8q-old-*}. */
-    List<Path> removeStale(Path dst) throws IOException {
+    public List<Path> removeStale(Path dst) throws IOException {
         String name = dst.getFileName().toString();
         List<Path> removed = new ArrayList<>();
         try (DirectoryStream<Path> s = Files.newDirectoryStream(dst.getParent(),
