@@ -3,6 +3,7 @@ package dev.fp8q.bench;
 import dev.fp8q.converter.quant.ChunkStats;
 import dev.fp8q.converter.quant.QuantKernel;
 import dev.fp8q.converter.quant.ScalarQuantKernel;
+import dev.fp8q.converter.quant.Scaling;
 import dev.fp8q.converter.quant.TensorQuantizer;
 import dev.fp8q.converter.quant.VectorQuantKernel;
 import dev.fp8q.formats.DType;
@@ -42,6 +43,7 @@ import org.openjdk.jmh.annotations.Warmup;
 public class QuantBench {
 
     static final int N = 1 << 24;
+    static final long[] SHAPE = {4096, 4096};
 
     @Param({"BF16", "F32"})
     public String dtype;
@@ -126,5 +128,19 @@ public class QuantBench {
     @OperationsPerInvocation(N)
     public Object quantizeTensor() throws Exception {
         return quantizer.quantize("t", src, dt, (el, bytes) -> { });
+    }
+
+    /** A 4096 x 4096 weight with one scale per row. */
+    @Benchmark
+    @OperationsPerInvocation(N)
+    public Object quantizeChannel() throws Exception {
+        return quantizer.quantize("t", src, dt, SHAPE, new Scaling(Scaling.Granularity.CHANNEL, false), (el, bytes) -> { });
+    }
+
+    /** A 4096 x 4096 weight with one scale per 128 x 128 tile. */
+    @Benchmark
+    @OperationsPerInvocation(N)
+    public Object quantizeBlock() throws Exception {
+        return quantizer.quantize("t", src, dt, SHAPE, new Scaling(Scaling.Granularity.BLOCK, false), (el, bytes) -> { });
     }
 }

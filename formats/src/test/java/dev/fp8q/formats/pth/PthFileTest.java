@@ -92,9 +92,10 @@ class PthFileTest {
 
     @Test
     void theLegacyFormatIsRefusedWithAClearMessage() {
-        FormatException e = assertThrows(FormatException.class, () -> Checkpoint.open(torch("legacy_format.pth")));
+        Path legacy = torch("legacy_format.pth");
+        FormatException e = assertThrows(FormatException.class, () -> Checkpoint.open(legacy));
         assertEquals(Rule.PTH_LEGACY, e.rule());
-        assertTrue(e.getMessage().startsWith(torch("legacy_format.pth").toString() + ": PyTorch checkpoint in the pre-1.6 format"));
+        assertTrue(e.getMessage().startsWith(legacy + ": PyTorch checkpoint in the pre-1.6 format"));
     }
 
     // ---- hostile archives and pickles, built here byte by byte ----
