@@ -15,7 +15,7 @@ import java.util.Map;
 
 /**
  * A weights-only unpickler (FORMATS.md section 4): the opcodes of protocols 2 to 4 that torch.save emits, and
- * GLOBAL resolved only from an allow-list (torch's tensor rebuild functions, its storage types, OrderedDict);
+ * GLOBAL resolved only from an allow-list (torch's tensor rebuild functions, its storage types and dtypes, OrderedDict);
  * any other global is refused by name before anything is built. Nothing is ever instantiated: the result is
  * plain Java values ({@link Pickled}, String, Long, BigInteger, Double, Boolean, ArrayList, LinkedHashMap).
  * Every length is checked against the bytes left, so no input allocates more than its own size.
@@ -23,11 +23,21 @@ import java.util.Map;
 public final class Unpickler {
 
     /** Storage classes and the dtypes of their elements. */
-    private static final Map<String, DType> STORAGES = Map.of("torch.BFloat16Storage", DType.BF16,
-            "torch.HalfStorage", DType.F16, "torch.FloatStorage", DType.F32, "torch.DoubleStorage", DType.F64,
-            "torch.LongStorage", DType.I64, "torch.IntStorage", DType.I32, "torch.ShortStorage", DType.I16,
-            "torch.CharStorage", DType.I8, "torch.ByteStorage", DType.U8, "torch.BoolStorage", DType.BOOL);
+    private static final Map<String, DType> STORAGES = Map.ofEntries(Map.entry("torch.BFloat16Storage", DType.BF16),
+            Map.entry("torch.HalfStorage", DType.F16), Map.entry("torch.FloatStorage", DType.F32),
+            Map.entry("torch.DoubleStorage", DType.F64), Map.entry("torch.LongStorage", DType.I64),
+            Map.entry("torch.IntStorage", DType.I32), Map.entry("torch.ShortStorage", DType.I16),
+            Map.entry("torch.CharStorage", DType.I8), Map.entry("torch.ByteStorage", DType.U8),
+            Map.entry("torch.BoolStorage", DType.BOOL), Map.entry("torch.storage.UntypedStorage", DType.U8));
+    /** dtype objects that _rebuild_tensor_v3 names (torch writes FP8 tensors that way). */
+    private static final Map<String, DType> DTYPES = Map.ofEntries(Map.entry("torch.bfloat16", DType.BF16),
+            Map.entry("torch.float16", DType.F16), Map.entry("torch.float32", DType.F32), Map.entry("torch.float64", DType.F64),
+            Map.entry("torch.int64", DType.I64), Map.entry("torch.int32", DType.I32), Map.entry("torch.int16", DType.I16),
+            Map.entry("torch.int8", DType.I8), Map.entry("torch.uint8", DType.U8), Map.entry("torch.bool", DType.BOOL),
+            Map.entry("torch.float8_e4m3fn", DType.F8_E4M3), Map.entry("torch.float8_e5m2", DType.F8_E5M2),
+            Map.entry("torch.uint16", DType.U16), Map.entry("torch.uint32", DType.U32), Map.entry("torch.uint64", DType.U64));
     private static final String REBUILD_TENSOR = "torch._utils._rebuild_tensor_v2";
+    private static final String REBUILD_TENSOR_V3 = "torch._utils._rebuild_tensor_v3";
     private static final String REBUILD_PARAMETER = "torch._utils._rebuild_parameter";
     private static final String ORDERED_DICT = "collections.OrderedDict";
     /** Tensor ranks beyond this are refused (torch allows 64 dimensions). */
@@ -260,7 +270,8 @@ public final class Unpickler {
 
     private static Pickled.Global global(String module, String name) throws FormatException {
         String q = module + "." + name;
-        if (q.equals(REBUILD_TENSOR) || q.equals(REBUILD_PARAMETER) || q.equals(ORDERED_DICT) || STORAGES.containsKey(q)) {
+        if (q.equals(REBUILD_TENSOR) || q.equals(REBUILD_TENSOR_V3) || q.equals(REBUILD_PARAMETER) || q.equals(ORDERED_DICT)
+                || STORAGES.containsKey(q) || DTYPES.containsKey(q)) {
             return new Pickled.Global(module, name);
         }
         throw new FormatException(Rule.PICKLE_FORBIDDEN, null, null, "global '" + q + "'");
@@ -282,6 +293,7 @@ public final class Unpickler {
                 yield t;
             }
             case REBUILD_TENSOR -> tensor(a);
+            case REBUILD_TENSOR_V3 -> tensorV3(a);
             default -> throw invalid("'" + g.qualified() + "' is a type, not a function to call");
         };
     }
@@ -295,6 +307,24 @@ public final class Unpickler {
             throw invalid("size and stride of different or excessive rank");
         }
         return new Pickled.Tensor(s, offset, longs(size), longs(stride));
+    }
+
+    /** _rebuild_tensor_v3(untyped storage, offset, size, stride, requires_grad, hooks, dtype, ...): bytes retyped. */
+    private static Pickled.Tensor tensorV3(List<Object> a) throws FormatException {
+        Pickled.Tensor raw = tensor(a);
+        if (a.size() < 7 || !(a.get(6) instanceof Pickled.Global g) || !DTYPES.containsKey(g.qualified())) {
+            throw invalid("_rebuild_tensor_v3 without a known dtype");
+        }
+        DType dt = DTYPES.get(g.qualified());
+        Pickled.Storage s = raw.storage();
+        if (s.dtype() == dt) {
+            return raw;
+        }
+        if (s.dtype() != DType.U8 || s.numel() % dt.byteSize() != 0) {
+            throw invalid("a " + dt + " view of a " + s.dtype() + " storage of " + s.numel() + " elements");
+        }
+        return new Pickled.Tensor(new Pickled.Storage(s.key(), dt, s.numel() / dt.byteSize()), raw.offset(),
+                raw.shape(), raw.stride());
     }
 
     private static long[] longs(Pickled.Tuple t) throws FormatException {

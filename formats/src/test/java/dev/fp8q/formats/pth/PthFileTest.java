@@ -68,6 +68,31 @@ class PthFileTest {
         }
     }
 
+    /**
+     * More files torch 2.11 wrote (bench/scripts/torch_pth_samples.py, kept in src/test/resources/torch): an F16
+     * module state dict with an int64 counter, nn.Parameters and F64 / int / bool / 0-dim tensors, slices with steps,
+     * an expand (stride 0) and a permuted 4-D view, an empty tensor, a state dict nested beside plain values, and
+     * FP8 tensors (written through _rebuild_tensor_v3 and an untyped storage).
+     */
+    @Test
+    void moreTorchWrittenFilesReadAsThePythonReferenceReadsThem(@TempDir Path dir) throws Exception {
+        Path script = dir.resolve("pth_reference.py");
+        try (InputStream in = getClass().getResourceAsStream("/pth_reference.py")) {
+            Files.write(script, in.readAllBytes());
+        }
+        String code = Files.readString(script);
+        for (String name : List.of("module_f16.pth", "parameters.pt", "views.pth", "training.pth", "fp8.pth")) {
+            Path f = Path.of(getClass().getResource("/torch/" + name).toURI());
+            List<String> expect = PythonReference.run(code, f.toString(), "").lines().toList();
+            try (Checkpoint cp = Checkpoint.open(f)) {
+                assertEquals(expect, listing(cp), name);
+            }
+        }
+        try (PthFile p = PthFile.open(Path.of(getClass().getResource("/torch/training.pth").toURI()), null)) {
+            assertEquals(List.of("weight", "bias"), p.tensors().stream().map(TensorEntry::name).toList(), "the dict under 'ema'");
+        }
+    }
+
     @Test
     void sharedStoragesAndNonContiguousViewsAreReadAsValues() throws Exception {
         try (Checkpoint cp = Checkpoint.open(torch("wan_tiny_bf16.pth"))) {
