@@ -50,14 +50,17 @@ class PthFileTest {
         return out;
     }
 
+    /** The independent reader (src/test/resources/pth_reference.py), run with python -c. */
+    static String referenceScript() throws Exception {
+        try (InputStream in = PthFileTest.class.getResourceAsStream("/pth_reference.py")) {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+    }
+
     /** Every tensor of every torch-written file equals what Python's pickle + numpy strides rebuild. */
     @Test
-    void torchWrittenFilesReadAsThePythonReferenceReadsThem(@TempDir Path dir) throws Exception {
-        Path script = dir.resolve("pth_reference.py");
-        try (InputStream in = getClass().getResourceAsStream("/pth_reference.py")) {
-            Files.write(script, in.readAllBytes());
-        }
-        String code = Files.readString(script);
+    void torchWrittenFilesReadAsThePythonReferenceReadsThem() throws Exception {
+        String code = referenceScript();
         for (String[] c : new String[][] {{"wan_tiny_bf16.pth", ""}, {"nested_dict.pth", ""}, {"nested_dict.pth", "model"},
                 {"vae_like_f32.pth", ""}}) {
             Path f = torch(c[0]);
@@ -75,12 +78,8 @@ class PthFileTest {
      * FP8 tensors (written through _rebuild_tensor_v3 and an untyped storage).
      */
     @Test
-    void moreTorchWrittenFilesReadAsThePythonReferenceReadsThem(@TempDir Path dir) throws Exception {
-        Path script = dir.resolve("pth_reference.py");
-        try (InputStream in = getClass().getResourceAsStream("/pth_reference.py")) {
-            Files.write(script, in.readAllBytes());
-        }
-        String code = Files.readString(script);
+    void moreTorchWrittenFilesReadAsThePythonReferenceReadsThem() throws Exception {
+        String code = referenceScript();
         for (String name : List.of("module_f16.pth", "parameters.pt", "views.pth", "training.pth", "fp8.pth")) {
             Path f = Path.of(getClass().getResource("/torch/" + name).toURI());
             List<String> expect = PythonReference.run(code, f.toString(), "").lines().toList();
