@@ -51,8 +51,9 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ForkJoinPool;
 
 /**
- * fp8q convert: E4M3 from BF16/F16/F32 (per-tensor, channel or block scales, in one of the runtimes' layouts), streamed shard by shard into a temporary folder that is
- * renamed to DST only when everything, manifest included, is written. Output shards mirror the source's.
+ * fp8q convert: E4M3 from BF16/F16/F32 safetensors or .pth (per-tensor, channel or block scales, in one of the
+ * runtimes' layouts), streamed shard by shard into a temporary folder that is renamed to DST only when
+ * everything, manifest included, is written. Output shards mirror the source's.
  */
 public final class Converter {
 
@@ -84,7 +85,7 @@ public final class Converter {
         String refusal = options.layout().refusal(options.scaling());
         if (refusal != null) {
             throw new ConvertException("--layout " + options.layout().id() + " cannot express "
-                    + options.scaling().granularity().name().toLowerCase(java.util.Locale.ROOT) + " scaling: " + refusal);
+                    + options.scaling().describe().replace("+pow2", "") + " scaling: " + refusal);
         }
         if (options.layout() == Layout.COMFY_LEGACY) {
             progress.warn("--layout comfy-legacy: ComfyUI casts EVERY Linear of such a file to FP8, preserved ones "

@@ -19,7 +19,7 @@ import java.util.Optional;
 import java.util.stream.Stream;
 
 /**
- * One safetensors checkpoint: a single file, or the shards of a folder (through its index when it has one).
+ * One checkpoint: a safetensors file, the shards of a folder (through its index when it has one), or a .pth.
  * Every shard is validated and mapped on open; tensors are looked up by name across shards.
  */
 public final class Checkpoint implements AutoCloseable {
