@@ -44,6 +44,6 @@ printf "%-34s %8s s  %-28s peak RSS %s\n" "cp -r" "$cpm" "1.00x cp" "$(rss "$wor
 for t in fp8q fp8q-nosync peer-cpu peer-gpu; do
   [ -s "$work/$t.t" ] || continue
   m=$(med "$work/$t.t")
-  printf "%-34s %8s s  %-28s peak RSS %s\n" "$t" "$m" "$(echo "$m / $cpm" | bc -l | cut -c1-5)x cp, $(echo "$m / $fm" | bc -l | cut -c1-5)x fp8q" "$(rss "$work/$t.t")"
+  printf "%-34s %8s s  %-28s peak RSS %s\n" "$t" "$m" "$(awk -v a="$m" -v b="$cpm" -v c="$fm" 'BEGIN {printf "%.2fx cp, %.2fx fp8q", a / b, a / c}')" "$(rss "$work/$t.t")"
 done
 echo "(fp8q = fsync of every shard before publishing; peer-* = python3 $peer, which imports torch and does not fsync)"
