@@ -265,7 +265,7 @@ public final class Converter {
         Map<String, QuantResult> results = new ConcurrentHashMap<>();
         TensorQuantizer quantizer = new TensorQuantizer(pool);
         try (SafetensorsWriter w = SafetensorsWriter.create(target, metadata, specs)) {
-            for (Job j : jobs) {
+            ChunkBuffers.forEach(pool, jobs, j -> { // tensors in parallel too: small ones alone cannot fill the cores
                 TensorEntry e = j.source().entry();
                 MemorySegment data = j.source().data();
                 if (j.decision().action() == Action.QUANTIZE) {
@@ -288,7 +288,7 @@ public final class Converter {
                 }
                 release(data);
                 progress.advance(e.byteSize());
-            }
+            });
             w.commit(); // the marker holds no bytes
         }
         return records(component, jobs, results, target, marker);

@@ -2,16 +2,22 @@ package dev.fp8q.converter.quant;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ForkJoinPool;
 import java.util.stream.IntStream;
 
-/** Parallel loops over element chunks, each with an off-heap output buffer of its own (bounded memory). */
+/** Parallel loops over element chunks (each with an off-heap output buffer of its own: bounded memory) and over tensors. */
 public final class ChunkBuffers {
 
     @FunctionalInterface
     public interface Body {
         void run(long from, long to, MemorySegment out) throws Exception;
+    }
+
+    @FunctionalInterface
+    public interface Each<T> {
+        void run(T item) throws Exception;
     }
 
     /** One output buffer per worker thread, reused: fresh buffers cost an allocation, zeroing and page faults. */
@@ -31,27 +37,61 @@ public final class ChunkBuffers {
     public static void forEachChunk(ForkJoinPool pool, long n, long chunk, int outBytesPerElement, Body body)
             throws Exception {
         int chunks = (int) ((n + chunk - 1) / chunk);
+        inPool(pool, () -> IntStream.range(0, chunks).parallel().forEach(c -> {
+            long from = (long) c * chunk;
+            long to = Math.min(n, from + chunk);
+            rethrowing(() -> body.run(from, to, buffer((to - from) * outBytesPerElement)));
+        }));
+    }
+
+    /** Calls body for every item in parallel (items may themselves run parallel loops in the same pool). */
+    public static <T> void forEach(ForkJoinPool pool, List<T> items, Each<T> body) throws Exception {
+        inPool(pool, () -> items.parallelStream().forEach(t -> rethrowing(() -> body.run(t))));
+    }
+
+    /**
+     * Runs the task in the pool and waits, rethrowing what a body threw. From one of the pool's own workers it
+     * runs in place: nested loops share the workers instead of blocking one on a submit.
+     */
+    public static <R> R inPool(ForkJoinPool pool, java.util.concurrent.Callable<R> task) throws Exception {
         try {
-            pool.submit(() -> IntStream.range(0, chunks).parallel().forEach(c -> {
-                long from = (long) c * chunk;
-                long to = Math.min(n, from + chunk);
-                try {
-                    body.run(from, to, buffer((to - from) * outBytesPerElement));
-                } catch (RuntimeException e) {
-                    throw e;
-                } catch (Exception e) {
-                    throw new ChunkFailure(e);
-                }
-            })).get();
-        } catch (ExecutionException e) {
-            Throwable t = e.getCause();
+            if (Thread.currentThread() instanceof java.util.concurrent.ForkJoinWorkerThread w && w.getPool() == pool) {
+                return task.call();
+            }
+            return pool.submit(task).get();
+        } catch (ExecutionException | RuntimeException e) {
+            Throwable t = e instanceof ExecutionException ? e.getCause() : e;
             while (t instanceof ChunkFailure || (t instanceof RuntimeException && t.getCause() instanceof ChunkFailure)) {
                 t = t.getCause();
             }
             if (t instanceof Exception ex) {
                 throw ex;
             }
+            if (t instanceof Error err) {
+                throw err;
+            }
             throw e;
+        }
+    }
+
+    private static void inPool(ForkJoinPool pool, Runnable task) throws Exception {
+        inPool(pool, () -> {
+            task.run();
+            return null;
+        });
+    }
+
+    private interface Action {
+        void run() throws Exception;
+    }
+
+    private static void rethrowing(Action a) {
+        try {
+            a.run();
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new ChunkFailure(e);
         }
     }
 

@@ -63,14 +63,14 @@ public final class TensorQuantizer {
     private QuantResult sixteenBit(String name, MemorySegment src, DType dtype, Scaling scaling, Sink sink)
             throws Exception {
         long n = src.byteSize() / 2;
-        long[] hist = pool.submit(() -> IntStream.range(0, chunks(n)).parallel().mapToObj(c -> {
+        long[] hist = ChunkBuffers.inPool(pool, () -> IntStream.range(0, chunks(n)).parallel().mapToObj(c -> {
             long[] h = new long[65536];
             long end = Math.min(n, (long) (c + 1) * CHUNK);
             for (long i = (long) c * CHUNK; i < end; i++) {
                 h[src.getAtIndex(Elements.SHORT, i) & 0xFFFF]++;
             }
             return h;
-        }).reduce(new long[65536], TensorQuantizer::add)).get();
+        }).reduce(new long[65536], TensorQuantizer::add));
         int infExp = dtype == DType.BF16 ? 0x7F80 : 0x7C00;
         long bad = 0;
         int maxMag = 0;
@@ -130,9 +130,9 @@ public final class TensorQuantizer {
     private QuantResult f32(String name, MemorySegment src, Scaling scaling, Sink sink) throws Exception {
         DType dtype = DType.F32;
         long n = src.byteSize() / 4;
-        int maxBits = pool.submit(() -> IntStream.range(0, chunks(n)).parallel()
+        int maxBits = ChunkBuffers.inPool(pool, () -> IntStream.range(0, chunks(n)).parallel()
                 .map(c -> kernel.maxMagnitudeBits(src, dtype, (long) c * CHUNK, Math.min(n, (long) (c + 1) * CHUNK)))
-                .max().orElse(0)).get();
+                .max().orElse(0));
         if (maxBits >= QuantKernel.nonFiniteBits(dtype)) {
             throw new NonFiniteException(name, Amax.of(src, dtype).nonFinite());
         }
