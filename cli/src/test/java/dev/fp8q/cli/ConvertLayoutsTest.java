@@ -87,7 +87,7 @@ class ConvertLayoutsTest {
                 new Case("compressed-tensors", "block", false), new Case("compressed-tensors", "block", true),
                 new Case("hf-fp8", "tensor", false), new Case("hf-fp8", "block", false), new Case("hf-fp8", "block", true),
                 new Case("modelopt", "tensor", false));
-        Path script = script(dir);
+        String script = script();
         for (Case c : cases) {
             Path dst = dir.resolve(c.layout() + "-" + c.scaling() + (c.pow2() ? "-pow2" : ""));
             List<String> args = new ArrayList<>(List.of("convert", "--quiet", "--layout", c.layout(), "--scaling",
@@ -101,7 +101,7 @@ class ConvertLayoutsTest {
             assertEquals(c.layout(), m.settings().get("layout"));
             assertEquals(c.scaling() + (c.pow2() ? "+pow2" : ""), m.settings().get("scaling"));
             assertEquals(0, CliRun.of("check", dst.toString()).code(), c + ": check");
-            String out = PythonReference.run(Files.readString(script), dst.resolve("../src/model.safetensors").normalize().toString(),
+            String out = PythonReference.run(script, dst.resolve("../src/model.safetensors").normalize().toString(),
                     dst.toString(), c.layout(), c.scaling(), Boolean.toString(c.pow2()));
             assertEquals("ok 3", out.strip(), c.toString());
             asForeignCheckpoint(src, dst, c);
@@ -172,11 +172,10 @@ class ConvertLayoutsTest {
         assertTrue(r.err().contains("casts EVERY Linear"), r.err());
     }
 
-    static Path script(Path dir) throws IOException {
-        Path p = dir.resolve("check_layout.py");
+    /** The independent checker (src/test/resources/check_layout.py), run with python -c. */
+    static String script() throws IOException {
         try (InputStream in = ConvertLayoutsTest.class.getResourceAsStream("/check_layout.py")) {
-            Files.writeString(p, new String(in.readAllBytes(), StandardCharsets.UTF_8));
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
         }
-        return p;
     }
 }

@@ -1,10 +1,9 @@
 package dev.fp8q.converter;
 
+import dev.fp8q.converter.quant.ChunkBuffers;
 import dev.fp8q.formats.safetensors.SafetensorsFile;
-import dev.fp8q.formats.safetensors.TensorEntry;
 import java.lang.foreign.MemorySegment;
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ForkJoinPool;
@@ -26,12 +25,11 @@ public final class Checksums {
 
     public static Map<String, String> crc32c(SafetensorsFile f, ForkJoinPool pool) throws Exception {
         Map<String, String> out = new ConcurrentHashMap<>();
-        List<TensorEntry> ts = f.tensors();
-        pool.submit(() -> ts.parallelStream().forEach(t -> {
+        ChunkBuffers.forEach(pool, f.tensors(), t -> {
             MemorySegment data = f.data(t);
             out.put(t.name(), crc32c(data));
             Converter.release(data);
-        })).get();
+        });
         return new HashMap<>(out);
     }
 

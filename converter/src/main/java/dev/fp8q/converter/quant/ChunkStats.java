@@ -12,6 +12,15 @@ public final class ChunkStats {
     /** Nonzero source values whose code is zero. */
     public long underflow;
 
+    /** The chunks' figures summed in array order: the same at any thread count. */
+    static ChunkStats sum(ChunkStats[] chunks) {
+        ChunkStats total = new ChunkStats();
+        for (ChunkStats s : chunks) {
+            total.add(s);
+        }
+        return total;
+    }
+
     public void add(ChunkStats o) {
         signal += o.signal;
         noise += o.noise;

@@ -74,10 +74,7 @@ final class GridQuantizer {
             stats[(int) (from / perChunk)] = s;
             sink.accept(from, out);
         });
-        ChunkStats total = new ChunkStats();
-        for (ChunkStats s : stats) {
-            total.add(s);
-        }
+        ChunkStats total = ChunkStats.sum(stats);
         float amax = 0;
         for (float a : bandAmax) {
             amax = Math.max(amax, a);

@@ -145,10 +145,7 @@ public final class TensorQuantizer {
             stats[(int) (from / CHUNK)] = s;
             sink.accept(from, out);
         });
-        ChunkStats total = new ChunkStats();
-        for (ChunkStats s : stats) { // in chunk order: the same figures at any thread count
-            total.add(s);
-        }
+        ChunkStats total = ChunkStats.sum(stats);
         return new QuantResult(amax, new float[] {scale}, total.signal, total.noise, total.nonzero, total.underflow);
     }
 }

@@ -123,11 +123,7 @@ public final class Unpickler {
                 case 0x89 -> push(Boolean.FALSE);
                 case 'N' -> push(Pickled.None.NONE);
                 case 'Q' -> push(storage(pop()));
-                case 'R' -> {
-                    Pickled.Tuple args = (Pickled.Tuple) pop();
-                    push(call((Pickled.Global) pop(), args));
-                }
-                case 0x81 -> { // NEWOBJ
+                case 'R', 0x81 -> { // REDUCE, NEWOBJ: the same for the allow-listed callables
                     Pickled.Tuple args = (Pickled.Tuple) pop();
                     push(call((Pickled.Global) pop(), args));
                 }
