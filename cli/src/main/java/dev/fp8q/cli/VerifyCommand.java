@@ -23,7 +23,7 @@ import picocli.CommandLine.Model.CommandSpec;
                 + "FP8 weights (weight-only) and FP8 weights and activations (W8A8); other architectures get a "
                 + "per-Linear check. Exit 0: all bounds hold; 1: a bound was exceeded; 2: bad input.",
                 "Bound selectors: scope[.run][.kind], scope weight|linear|block_output|block_update, "
-                        + "run weight_only|w8a8, kind attention|ffn|other."})
+                        + "run weight_only|w8a8 (w8a8_simulated, on a GPU, takes w8a8's bounds), kind attention|ffn|other."})
 final class VerifyCommand implements Callable<Integer> {
 
     @Parameters(index = "0", paramLabel = "SRC", description = "The source checkpoint (file, folder or release folder)")
@@ -72,7 +72,8 @@ final class VerifyCommand implements Callable<Integer> {
     @Option(names = "--markdown", paramLabel = "FILE", description = "Write the report as Markdown")
     Path markdown;
 
-    @Option(names = "--device", defaultValue = "auto", paramLabel = "auto|cpu|cuda", description = "Where the math runs (default: ${DEFAULT-VALUE})")
+    @Option(names = "--device", defaultValue = "auto", paramLabel = "auto|cpu|cuda", description = "Where the block reruns compute: auto takes a GPU when the CUDA driver finds one with FP8 tensor cores "
+                    + "(compute capability 8.9+), else the CPU; cuda fails without one (default: ${DEFAULT-VALUE})")
     String device;
 
     @Option(names = "--quiet", description = "No progress lines on stderr.")
@@ -83,11 +84,12 @@ final class VerifyCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        switch (device.toLowerCase(Locale.ROOT)) {
-            case "auto", "cpu" -> { }
-            case "cuda" -> throw new Fp8q.UsageException("--device cuda: this build has no CUDA backend; use --device cpu");
+        Verifier.Device where = switch (device.toLowerCase(Locale.ROOT)) {
+            case "auto" -> Verifier.Device.AUTO;
+            case "cpu" -> Verifier.Device.CPU;
+            case "cuda" -> Verifier.Device.CUDA;
             default -> throw new Fp8q.UsageException("--device must be auto, cpu or cuda");
-        }
+        };
         Verifier.WeightScope scope = switch (weights.toLowerCase(Locale.ROOT)) {
             case "all" -> Verifier.WeightScope.ALL;
             case "sampled" -> Verifier.WeightScope.SAMPLED;
@@ -108,7 +110,7 @@ final class VerifyCommand implements Callable<Integer> {
                 bounds, sampleLinears, 256, quiet ? s -> { } : s -> {
                     err.println("fp8q: verify: " + s);
                     err.flush();
-                });
+                }, where);
         VerifyReport report = Verifier.verify(src, dst, options);
         PrintWriter out = spec.commandLine().getOut();
         out.print(VerifyReports.table(report));

@@ -222,7 +222,12 @@ class VerifyCommandTest {
         assertEquals(ExitCodes.INPUT_ERROR, block.code());
         assertTrue(block.err().contains("block 7 does not exist: the checkpoint has blocks 0..1"), block.err());
         assertEquals(ExitCodes.INPUT_ERROR, verify(src, dst, "--grid", "2,x,4").code());
-        assertTrue(verify(src, dst, "--device", "cuda").err().contains("no CUDA backend"));
+        if (!dev.fp8q.verifier.cuda.Gpus.present()) {
+            CliRun cuda = verify(src, dst, "--device", "cuda");
+            assertEquals(ExitCodes.INPUT_ERROR, cuda.code());
+            assertTrue(cuda.err().contains("--device cuda: no CUDA driver"), cuda.err());
+        }
+        assertEquals(ExitCodes.INPUT_ERROR, verify(src, dst, "--device", "tpu").code());
         Path bounds = dir.resolve("b.json");
         Files.writeString(bounds, "{\"blocks\": {\"min_sqnr_db\": 1}}");
         CliRun bad = verify(src, dst, "--bounds", bounds.toString());

@@ -9,11 +9,17 @@ import dev.fp8q.verifier.check.Bound;
 import dev.fp8q.verifier.check.Bounds;
 import dev.fp8q.verifier.check.Check;
 import dev.fp8q.verifier.check.WeightCheck;
+import dev.fp8q.verifier.cuda.CudaDevice;
+import dev.fp8q.verifier.cuda.CudaKernels;
+import dev.fp8q.verifier.cuda.CudaLinears;
+import dev.fp8q.verifier.cuda.CudaRunWeights;
+import dev.fp8q.verifier.cuda.GpuUnavailableException;
 import dev.fp8q.verifier.metrics.ErrorMetrics;
 import dev.fp8q.verifier.run.Fp8Weights;
 import dev.fp8q.verifier.run.Linear;
 import dev.fp8q.verifier.run.ProbedWeights;
 import dev.fp8q.verifier.run.ReferenceWeights;
+import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.wan.WanBlock;
 import dev.fp8q.verifier.wan.WanInputs;
 import dev.fp8q.verifier.wan.WanNaming;
@@ -43,16 +49,20 @@ public final class Verifier {
 
     public enum WeightScope { ALL, SAMPLED, NONE }
 
+    /** Where the block reruns compute: a GPU when one is usable (auto), the CPU, or a GPU or an error (cuda). */
+    public enum Device { AUTO, CPU, CUDA }
+
     /**
      * blocks: null for first, middle and last. grid: video tokens F x H x W. sampledLinears: how many FP8
      * Linears the per-linear check takes when the architecture cannot be run; linearRows: its input rows.
      */
     public record Options(List<Integer> blocks, int[] grid, int contextTokens, long seed, Path activations,
-            WeightScope weights, Bounds bounds, int sampledLinears, int linearRows, Consumer<String> log) {
+            WeightScope weights, Bounds bounds, int sampledLinears, int linearRows, Consumer<String> log,
+            Device device) {
 
         public static Options defaults() {
             return new Options(null, new int[] {4, 16, 16}, 512, 0, null, WeightScope.ALL, Bounds.defaults(), 32, 256,
-                    s -> { });
+                    s -> { }, Device.AUTO);
         }
     }
 
@@ -63,6 +73,7 @@ public final class Verifier {
     private final List<Check> checks = new ArrayList<>();
     private final List<VerifyReport.ComponentRun> runs = new ArrayList<>();
     private final Map<String, Double> phases = new LinkedHashMap<>();
+    private CudaDevice gpu;
 
     private Verifier(Options options) {
         this.options = options;
@@ -73,6 +84,34 @@ public final class Verifier {
     }
 
     private VerifyReport run(Path source, Path fp8) throws FormatException, VerifyException {
+        gpu = openDevice();
+        try {
+            return runOn(source, fp8);
+        } finally {
+            if (gpu != null) {
+                gpu.close();
+            }
+        }
+    }
+
+    private CudaDevice openDevice() throws VerifyException {
+        if (options.device() == Device.CPU) {
+            return null;
+        }
+        try {
+            CudaDevice d = CudaDevice.open();
+            options.log().accept("GPU: " + d.describe());
+            return d;
+        } catch (GpuUnavailableException e) {
+            if (options.device() == Device.CUDA) {
+                throw new VerifyException("--device cuda: " + e.getMessage());
+            }
+            options.log().accept("no GPU (" + e.getMessage() + "): computing on the CPU");
+            return null;
+        }
+    }
+
+    private VerifyReport runOn(Path source, Path fp8) throws FormatException, VerifyException {
         long start = System.nanoTime();
         long flops0 = Linear.flops();
         Optional<Manifest> manifest = readManifest(fp8);
@@ -97,7 +136,7 @@ public final class Verifier {
         settings.put("seed", options.seed());
         settings.put("activations", options.activations() == null ? null : options.activations().toString());
         settings.put("weights", options.weights().name().toLowerCase(java.util.Locale.ROOT));
-        settings.put("device", "cpu");
+        settings.put("device", gpu == null ? "cpu" : "cuda: " + gpu.describe());
         settings.put("bounds", new java.util.TreeMap<>(options.bounds().asMap()));
         return new VerifyReport(Manifest.TOOL, Manifest.TOOL_VERSION, source.toString(), fp8.toString(), settings,
                 List.copyOf(runs), List.copyOf(checks),
@@ -171,30 +210,33 @@ public final class Verifier {
         phase("inputs", t0);
 
         t0 = System.nanoTime();
-        Fp8Weights weightOnly = new Fp8Weights(fp8, false);
-        Fp8Weights w8a8 = new Fp8Weights(fp8, true);
         WanBlock block = new WanBlock(naming, dim, HEAD_DIM);
-        for (int b : blocks) {
-            options.log().accept(String.format("block %d: reference run (with per-layer probes)", b));
-            ProbedWeights probed = new ProbedWeights(reference, weightOnly);
-            float[] ref = block.forward(b, in, probed);
-            Set<String> probedLayers = new TreeSet<>();
-            for (ProbedWeights.Probe p : probed.drain()) {
-                probedLayers.add(p.layer() + ".weight");
-                linearChecks(name, b, p.layer(), p.weightOnly(), p.w8a8());
-            }
-            options.log().accept(String.format("block %d: weight-only run", b));
-            float[] wo = block.forward(b, in, weightOnly);
-            options.log().accept(String.format("block %d: W8A8 run", b));
-            float[] w8 = block.forward(b, in, w8a8);
-            blockChecks(name, b, in.x(), ref, wo, "weight_only");
-            blockChecks(name, b, in.x(), ref, w8, "w8a8");
-            for (String n : sampled) {
-                Matcher m = BLOCK.matcher(n);
-                if (m.find() && Integer.parseInt(m.group(1)) == b && !probedLayers.contains(n) && n.endsWith(".weight")) {
-                    notes.add(n + " is not on the block's text path: checked as a single Linear");
-                    singleLinear(name, b, n, reference, weightOnly, source);
+        try (Runs runs = runs(source, fp8, notes)) {
+            for (int b : blocks) {
+                options.log().accept(String.format("block %d: reference run (with per-layer probes)", b));
+                ProbedWeights probed = new ProbedWeights(runs.reference(), runs.prober());
+                float[] ref = block.forward(b, in, probed);
+                Set<String> probedLayers = new TreeSet<>();
+                for (ProbedWeights.Probe p : probed.drain()) {
+                    probedLayers.add(p.layer() + ".weight");
+                    linearChecks(name, b, p);
                 }
+                options.log().accept(String.format("block %d: weight-only run", b));
+                blockChecks(name, b, in.x(), ref, block.forward(b, in, runs.weightOnly()), "weight_only");
+                options.log().accept(String.format("block %d: W8A8 run", b));
+                blockChecks(name, b, in.x(), ref, block.forward(b, in, runs.w8a8()), "w8a8");
+                if (runs.w8a8Simulated() != null) {
+                    options.log().accept(String.format("block %d: W8A8 float32 simulation run", b));
+                    blockChecks(name, b, in.x(), ref, block.forward(b, in, runs.w8a8Simulated()), "w8a8_simulated");
+                }
+                for (String n : sampled) {
+                    Matcher m = BLOCK.matcher(n);
+                    if (m.find() && Integer.parseInt(m.group(1)) == b && !probedLayers.contains(n) && n.endsWith(".weight")) {
+                        notes.add(n + " is not on the block's text path: checked as a single Linear");
+                        singleLinear(name, b, n, runs, source);
+                    }
+                }
+                runs.endBlock();
             }
         }
         phase("blocks", t0);
@@ -219,18 +261,19 @@ public final class Verifier {
         notes.add("not a Wan DiT: each sampled Linear checked on its own with N(0,1) inputs of "
                 + options.linearRows() + " rows (" + picked.size() + " of " + linears.size() + " FP8 Linears)");
         long t0 = System.nanoTime();
-        Fp8Weights weightOnly = new Fp8Weights(fp8, false);
-        ReferenceWeights reference = new ReferenceWeights(source);
-        for (String n : picked) {
-            singleLinear(name, null, n, reference, weightOnly, source);
+        try (Runs runs = runs(source, fp8, notes)) {
+            for (String n : picked) {
+                singleLinear(name, null, n, runs, source);
+                runs.endBlock();
+            }
         }
         phase("linears", t0);
         runs.add(new VerifyReport.ComponentRun(name, "per-linear", null, null, picked, notes));
     }
 
     /** One Linear, reference vs FP8 both ways, on seeded N(0,1) inputs. */
-    private void singleLinear(String component, Integer block, String weight, ReferenceWeights reference,
-            Fp8Weights fp8, Checkpoint source) throws FormatException {
+    private void singleLinear(String component, Integer block, String weight, Runs runs, Checkpoint source)
+            throws FormatException {
         String base = weight.substring(0, weight.length() - ".weight".length());
         Optional<Checkpoint.Tensor> src = source.tensor(weight);
         if (src.isEmpty()) {
@@ -244,22 +287,71 @@ public final class Verifier {
         for (int i = 0; i < x.length; i++) {
             x[i] = (float) r.nextGaussian();
         }
-        float[] ref = reference.linear(base, x, rows);
-        float[][] both = fp8.bothWays(base, x, rows);
-        linearChecks(component, block, base, ErrorMetrics.of(ref, both[0]), ErrorMetrics.of(ref, both[1]));
+        ProbedWeights probed = new ProbedWeights(runs.reference(), runs.prober());
+        probed.linear(base, x, rows);
+        for (ProbedWeights.Probe p : probed.drain()) {
+            linearChecks(component, block, p);
+        }
     }
 
-    private void linearChecks(String component, Integer block, String layer, ErrorMetrics wo, ErrorMetrics w8) {
-        String kind = LayerKinds.of(layer);
-        checks.add(Check.of(component, "linear", block, layer, kind, "weight_only", wo, null, null, null,
-                options.bounds().of("linear", "weight_only", kind)));
-        checks.add(Check.of(component, "linear", block, layer, kind, "w8a8", w8, null, null, null,
+    private void linearChecks(String component, Integer block, ProbedWeights.Probe p) {
+        String kind = LayerKinds.of(p.layer());
+        checks.add(Check.of(component, "linear", block, p.layer(), kind, "weight_only", p.weightOnly(), null, null,
+                null, options.bounds().of("linear", "weight_only", kind)));
+        checks.add(Check.of(component, "linear", block, p.layer(), kind, "w8a8", p.w8a8(), null, null, null,
                 options.bounds().of("linear", "w8a8", kind)));
+        if (p.w8a8Simulated() != null) {
+            checks.add(Check.of(component, "linear", block, p.layer(), kind, "w8a8_simulated", p.w8a8Simulated(), null,
+                    null, null, options.bounds().of("linear", "w8a8", kind)));
+        }
+    }
+
+    /** The runs' weights: CPU float32 math, or the GPU's (see {@link CudaLinears}) with the CPU's for the rest. */
+    private record Runs(RunWeights reference, RunWeights weightOnly, RunWeights w8a8, RunWeights w8a8Simulated,
+            ProbedWeights.Prober prober, CudaLinears gpu) implements AutoCloseable {
+
+        void endBlock() {
+            if (gpu != null) {
+                gpu.release();
+            }
+        }
+
+        @Override
+        public void close() {
+            endBlock();
+        }
+    }
+
+    private Runs runs(Checkpoint source, Fp8Checkpoint fp8, List<String> notes) throws FormatException {
+        ReferenceWeights reference = new ReferenceWeights(source);
+        Fp8Weights weightOnly = new Fp8Weights(fp8, false);
+        Fp8Weights w8a8 = new Fp8Weights(fp8, true);
+        if (gpu == null) {
+            return new Runs(reference, weightOnly, w8a8, null, ProbedWeights.cpu(weightOnly), null);
+        }
+        CudaLinears linears = new CudaLinears(new CudaKernels(gpu), source, fp8);
+        notes.add("on " + gpu.describe() + ": Linears of the reference and weight-only runs on BF16 tensor cores "
+                + "(activations rounded to BF16), W8A8 on FP8 tensor cores, w8a8_simulated the same W8A8 in float32 "
+                + "on CUDA cores (what the CPU computes); attention and the elementwise ops on the CPU");
+        if (fp8.fp8Names().stream().anyMatch(n -> source.tensor(n).map(t -> t.entry().dtype() != DType.BF16).orElse(false))) {
+            notes.add("the source is not BF16: the GPU's reference rounds its weights to BF16");
+        }
+        ProbedWeights.Prober cpu = ProbedWeights.cpu(weightOnly);
+        ProbedWeights.Prober prober = (base, x, rows) -> !weightOnly.quantized(base) ? null
+                : !linears.supports(base) ? cpu.fp8Ways(base, x, rows)
+                : new float[][] {linears.apply(CudaLinears.Way.WEIGHT_ONLY, base, x, rows),
+                        linears.apply(CudaLinears.Way.W8A8, base, x, rows),
+                        linears.apply(CudaLinears.Way.W8A8_SIMULATED, base, x, rows)};
+        return new Runs(new CudaRunWeights(reference, linears, CudaLinears.Way.REFERENCE),
+                new CudaRunWeights(weightOnly, linears, CudaLinears.Way.WEIGHT_ONLY),
+                new CudaRunWeights(w8a8, linears, CudaLinears.Way.W8A8),
+                new CudaRunWeights(w8a8, linears, CudaLinears.Way.W8A8_SIMULATED), prober, linears);
     }
 
     private void blockChecks(String component, int block, float[] x, float[] ref, float[] out, String run) {
+        String boundRun = run.equals("w8a8_simulated") ? "w8a8" : run;
         checks.add(Check.of(component, "block_output", block, null, null, run, ErrorMetrics.of(ref, out), null, null,
-                null, options.bounds().of("block_output", run, null)));
+                null, options.bounds().of("block_output", boundRun, null)));
         float[] refUpdate = new float[x.length];
         float[] update = new float[x.length];
         for (int i = 0; i < x.length; i++) {
@@ -267,7 +359,7 @@ public final class Verifier {
             update[i] = out[i] - x[i];
         }
         checks.add(Check.of(component, "block_update", block, null, null, run, ErrorMetrics.of(refUpdate, update), null,
-                null, null, options.bounds().of("block_update", run, null)));
+                null, null, options.bounds().of("block_update", boundRun, null)));
     }
 
     /** Every FP8 weight (or only the sampled ones) against its source, and the manifest against the files. */

@@ -6,21 +6,32 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The reference run, which also feeds each FP8 Linear's reference input through the FP8 weight both ways
- * (weight-only, W8A8): the per-layer error free of the errors of the layers before it.
+ * The reference run, which also feeds each FP8 Linear's reference input through the FP8 weight (weight-only,
+ * W8A8 and, on the GPU, W8A8's float32 simulation): the per-layer error free of the errors of the layers before it.
  */
 public final class ProbedWeights implements RunWeights {
 
-    /** One Linear's error on the reference input. */
-    public record Probe(String layer, ErrorMetrics weightOnly, ErrorMetrics w8a8) {}
+    /** One Linear's error on the reference input; w8a8Simulated is null where W8A8 itself is the simulation (CPU). */
+    public record Probe(String layer, ErrorMetrics weightOnly, ErrorMetrics w8a8, ErrorMetrics w8a8Simulated) {}
+
+    /** The FP8 ways of one Linear on an input: {weight-only, W8A8[, W8A8 simulated]}, or null when it is not FP8. */
+    @FunctionalInterface
+    public interface Prober {
+        float[][] fp8Ways(String base, float[] x, int rows) throws FormatException;
+    }
 
     private final RunWeights reference;
-    private final Fp8Weights fp8;
+    private final Prober prober;
     private final List<Probe> probes = new ArrayList<>();
 
-    public ProbedWeights(RunWeights reference, Fp8Weights fp8) {
+    public ProbedWeights(RunWeights reference, Prober prober) {
         this.reference = reference;
-        this.fp8 = fp8;
+        this.prober = prober;
+    }
+
+    /** The CPU's prober: the checkpoint's FP8 Linears both ways. */
+    public static Prober cpu(Fp8Weights fp8) {
+        return (base, x, rows) -> fp8.quantized(base) ? fp8.bothWays(base, x, rows) : null;
     }
 
     @Override
@@ -36,11 +47,16 @@ public final class ProbedWeights implements RunWeights {
     @Override
     public float[] linear(String base, float[] x, int rows) throws FormatException {
         float[] y = reference.linear(base, x, rows);
-        if (fp8.quantized(base)) {
-            float[][] both = fp8.bothWays(base, x, rows);
-            probes.add(new Probe(base, ErrorMetrics.of(y, both[0]), ErrorMetrics.of(y, both[1])));
-        }
+        probe(base, y, prober.fp8Ways(base, x, rows));
         return y;
+    }
+
+    /** Records a Linear's FP8 outputs (from {@link Prober#fp8Ways}; null: not FP8) against its reference output. */
+    public void probe(String base, float[] reference, float[][] ways) {
+        if (ways != null) {
+            probes.add(new Probe(base, ErrorMetrics.of(reference, ways[0]), ErrorMetrics.of(reference, ways[1]),
+                    ways.length > 2 ? ErrorMetrics.of(reference, ways[2]) : null));
+        }
     }
 
     /** The probes recorded since the last call, in the order the layers ran. */

@@ -29,12 +29,12 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** verify's block figures against the independent float64 block run on the same inputs and weights. */
-class VerifierFiguresTest {
+public class VerifierFiguresTest {
 
     static final Pattern LINEAR = Pattern.compile("^blocks\\.\\d+\\.(self_attn|cross_attn)\\.[qkvo]\\.weight$|^blocks\\.\\d+\\.ffn\\.[02]\\.weight$");
 
     /** A per-tensor FP8 copy written by this test's own few lines (amax / 448, clamp, round to nearest even). */
-    static void quantize(Path src, Path dst) throws Exception {
+    public static void quantize(Path src, Path dst) throws Exception {
         try (Checkpoint c = Checkpoint.open(src); Arena arena = Arena.ofConfined()) {
             List<TensorSpec> specs = new ArrayList<>();
             Map<String, MemorySegment> data = new HashMap<>();
@@ -98,7 +98,7 @@ class VerifierFiguresTest {
         quantize(src, dst);
         int[] grid = {2, 3, 4};
         var opts = new Verifier.Options(List.of(1), grid, 16, 7, null, Verifier.WeightScope.ALL, Bounds.defaults(), 32,
-                64, s -> { });
+                64, s -> { }, Verifier.Device.CPU);
         VerifyReport report = Verifier.verify(src, dst, opts);
         assertTrue(report.summary().passed(), () -> report.failures().toString());
 

@@ -1,0 +1,286 @@
+// fp8q's GPU kernels, shipped as PTX (verifier/src/main/resources/dev/fp8q/verifier/cuda/fp8q.ptx) and loaded
+// through the JCuda driver API. Regenerate with verifier/src/main/cuda/build-ptx.sh; a test checks the PTX
+// was made from this file. Matrices are row-major; every GEMM is C = A · Bᵀ with A [M, K] and B [N, K]
+// (a Linear: B is its weight), then the epilogue: C = acc * alpha * (*aScale) * colScale[n] + bias[n].
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+#include <stdint.h>
+
+// ---------------------------------------------------------------- elementwise: amax, quantize, widen
+
+// |x| max as float bits: non-negative floats order like their bits, so an integer atomicMax works (NaN wins).
+extern "C" __global__ void amax_f32(const float* __restrict__ x, long long n, unsigned int* __restrict__ out) {
+    unsigned int m = 0;
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        m = max(m, __float_as_uint(x[i]) & 0x7fffffffu);
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+        m = max(m, __shfl_xor_sync(0xffffffffu, m, o));
+    }
+    if ((threadIdx.x & 31) == 0) {
+        atomicMax(out, m);
+    }
+}
+
+// TE's current scaling: amax / 448 in float32 (IEEE division), 1.0 when everything is zero.
+extern "C" __global__ void scale_from_amax(const unsigned int* __restrict__ amax, float* __restrict__ scale) {
+    float a = __uint_as_float(*amax);
+    *scale = a > 0.0f ? a / 448.0f : 1.0f;
+}
+
+// E4M3 codes of x / scale: cvt.rn.satfinite, the exact clamp-then-round-to-nearest-even of NUMERICS.md.
+extern "C" __global__ void quantize_f32_e4m3(const float* __restrict__ x, long long n, const float* __restrict__ scale,
+        uint8_t* __restrict__ out) {
+    float s = *scale;
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        out[i] = (uint8_t) __nv_cvt_float_to_fp8(x[i] / s, __NV_SATFINITE, __NV_E4M3);
+    }
+}
+
+extern "C" __global__ void f32_to_bf16(const float* __restrict__ x, long long n, __nv_bfloat16* __restrict__ out) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        out[i] = __float2bfloat16_rn(x[i]);
+    }
+}
+
+__device__ __forceinline__ float e4m3_value(uint8_t code) {
+    __half_raw h = __nv_cvt_fp8_to_halfraw((__nv_fp8_storage_t) code, __NV_E4M3);
+    return __half2float(__half(h));
+}
+
+// E4M3 codes widened to BF16: exact (every E4M3 value is a BF16 value); the scale goes in the GEMM epilogue.
+extern "C" __global__ void e4m3_to_bf16(const uint8_t* __restrict__ x, long long n, __nv_bfloat16* __restrict__ out) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        out[i] = __float2bfloat16_rn(e4m3_value(x[i]));
+    }
+}
+
+// Dequantize [rows, cols] codes: value * scale, the scale per tensor (rowScale 0), or one per row (rowScale 1).
+extern "C" __global__ void e4m3_to_f32(const uint8_t* __restrict__ x, long long n, long long cols,
+        const float* __restrict__ scale, int rowScale, float* __restrict__ out) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        out[i] = e4m3_value(x[i]) * scale[rowScale ? i / cols : 0];
+    }
+}
+
+// ---------------------------------------------------------------- tensor-core GEMM (mma.sync)
+
+// A CTA computes a 128 x 128 tile of C with 8 warps (2 along M x 4 along N, 64 x 32 each). K advances 64 bytes
+// at a time (32 BF16 or 64 E4M3 values) through a 3-stage cp.async pipeline; in shared memory each tile row
+// is 64 bytes whose four 16-byte chunks are XOR-swizzled by (row / 2) % 4, so ldmatrix reads are conflict-free.
+// In bytes, m16n8k16.bf16 and m16n8k32.e4m3 fragments have the same layout, so one body serves both.
+#define TC_BM 128
+#define TC_BN 128
+#define TC_BK 64
+#define TC_STAGES 3
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+    return (uint32_t) __cvta_generic_to_shared(p);
+}
+
+__device__ __forceinline__ int swizzle(int row, int chunk) {
+    return row * TC_BK + ((chunk ^ ((row >> 1) & 3)) << 4);
+}
+
+// rows x 64-byte tile from a row-major matrix with ld bytes between rows; out-of-range chunks are zero-filled.
+__device__ __forceinline__ void load_tile(uint8_t* s, const uint8_t* g, long long ld, int row0, int rows, int k0,
+        int kBytes) {
+    for (int i = 0; i < 2; i++) {
+        int idx = threadIdx.x + i * 256;
+        int r = idx >> 2;
+        int c = idx & 3;
+        int k = k0 + c * 16;
+        bool ok = row0 + r < rows && k < kBytes;
+        const uint8_t* src = ok ? g + (row0 + r) * ld + k : g;
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(s + swizzle(r, c))),
+                "l"(src), "r"(ok ? 16 : 0));
+    }
+}
+
+template <bool FP8>
+__device__ __forceinline__ void mma(float* c, const uint32_t* a, const uint32_t* b) {
+    if (FP8) {
+        asm volatile("mma.sync.aligned.m16n8k32.row.col.f32.e4m3.e4m3.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    } else {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t* r, const uint8_t* p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+            : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+            : "r"(smem_addr(p)));
+}
+
+__device__ __forceinline__ float epilogue(float acc, int n, float alpha, const float* aScale, const float* colScale,
+        const float* bias) {
+    float v = acc * alpha;
+    if (aScale) v *= *aScale;
+    if (colScale) v *= colScale[n];
+    if (bias) v += bias[n];
+    return v;
+}
+
+// kBytes: K times the element size, a multiple of 16 (rows start 16-byte aligned).
+template <bool FP8>
+__device__ void gemm_tc(const uint8_t* __restrict__ A, const uint8_t* __restrict__ B, float* __restrict__ C, int M,
+        int N, int kBytes, float alpha, const float* aScale, const float* colScale, const float* bias) {
+    __shared__ __align__(128) uint8_t sA[TC_STAGES][TC_BM * TC_BK];
+    __shared__ __align__(128) uint8_t sB[TC_STAGES][TC_BN * TC_BK];
+    int lane = threadIdx.x & 31;
+    int warp = threadIdx.x >> 5;
+    int wm = (warp >> 2) * 64;
+    int wn = (warp & 3) * 32;
+    int m0 = blockIdx.y * TC_BM;
+    int n0 = blockIdx.x * TC_BN;
+    int tiles = (kBytes + TC_BK - 1) / TC_BK;
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
+
+#pragma unroll
+    for (int s = 0; s < TC_STAGES - 1; s++) {
+        if (s < tiles) {
+            load_tile(sA[s], A, kBytes, m0, M, s * TC_BK, kBytes);
+            load_tile(sB[s], B, kBytes, n0, N, s * TC_BK, kBytes);
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+    }
+
+    for (int t = 0; t < tiles; t++) {
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(TC_STAGES - 2));
+        __syncthreads();
+        int next = t + TC_STAGES - 1;
+        if (next < tiles) {
+            load_tile(sA[next % TC_STAGES], A, kBytes, m0, M, next * TC_BK, kBytes);
+            load_tile(sB[next % TC_STAGES], B, kBytes, n0, N, next * TC_BK, kBytes);
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+        const uint8_t* a = sA[t % TC_STAGES];
+        const uint8_t* b = sB[t % TC_STAGES];
+#pragma unroll
+        for (int ks = 0; ks < 2; ks++) {
+            uint32_t af[4][4];
+            uint32_t bf[4][2];
+#pragma unroll
+            for (int mi = 0; mi < 4; mi++) {
+                int row = wm + mi * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+                ldmatrix_x4(af[mi], a + swizzle(row, ks * 2 + (lane >> 4)));
+            }
+#pragma unroll
+            for (int nj = 0; nj < 2; nj++) {
+                int row = wn + nj * 16 + (lane & 7) + ((lane >> 4) & 1) * 8;
+                uint32_t r[4];
+                ldmatrix_x4(r, b + swizzle(row, ks * 2 + ((lane >> 3) & 1)));
+                bf[nj * 2][0] = r[0];
+                bf[nj * 2][1] = r[1];
+                bf[nj * 2 + 1][0] = r[2];
+                bf[nj * 2 + 1][1] = r[3];
+            }
+#pragma unroll
+            for (int mi = 0; mi < 4; mi++)
+#pragma unroll
+                for (int ni = 0; ni < 4; ni++) mma<FP8>(acc[mi][ni], af[mi], bf[ni]);
+        }
+    }
+    asm volatile("cp.async.wait_group 0;\n" ::);
+
+    int g = lane >> 2;
+    int tig = lane & 3;
+#pragma unroll
+    for (int mi = 0; mi < 4; mi++) {
+#pragma unroll
+        for (int ni = 0; ni < 4; ni++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int m = m0 + wm + mi * 16 + g + (e >> 1) * 8;
+                int n = n0 + wn + ni * 8 + tig * 2 + (e & 1);
+                if (m < M && n < N) {
+                    C[(long long) m * N + n] = epilogue(acc[mi][ni][e], n, alpha, aScale, colScale, bias);
+                }
+            }
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256, 2) gemm_bf16_tc(const uint8_t* A, const uint8_t* B, float* C,
+        int M, int N, int K, float alpha, const float* aScale, const float* colScale, const float* bias) {
+    gemm_tc<false>(A, B, C, M, N, K * 2, alpha, aScale, colScale, bias);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 2) gemm_e4m3_tc(const uint8_t* A, const uint8_t* B, float* C,
+        int M, int N, int K, float alpha, const float* aScale, const float* colScale, const float* bias) {
+    gemm_tc<true>(A, B, C, M, N, K, alpha, aScale, colScale, bias);
+}
+
+// ---------------------------------------------------------------- float32 GEMM (CUDA cores)
+
+// The exact float32 simulation of W8A8 (dequantized operands) and attention's products. 64 x 64 tiles,
+// 256 threads with 4 x 4 outputs each; transB: B is [N, K] (C = A Bᵀ), else [K, N] (C = A B).
+// Batched over blockIdx.z with element strides sA, sB, sC (attention heads).
+extern "C" __global__ void __launch_bounds__(256) gemm_f32(const float* __restrict__ A, int lda, long long sA,
+        const float* __restrict__ B, int ldb, long long sB, int transB, float* __restrict__ C, int ldc, long long sC,
+        int M, int N, int K, float alpha, const float* aScale, const float* colScale, const float* bias) {
+    __shared__ float As[16][64 + 4];
+    __shared__ float Bs[16][64 + 4];
+    A += blockIdx.z * sA;
+    B += blockIdx.z * sB;
+    C += blockIdx.z * sC;
+    int tx = threadIdx.x & 15;
+    int ty = threadIdx.x >> 4;
+    int m0 = blockIdx.y * 64;
+    int n0 = blockIdx.x * 64;
+    float acc[4][4] = {};
+    for (int k0 = 0; k0 < K; k0 += 16) {
+        for (int i = 0; i < 4; i++) {
+            int idx = threadIdx.x + i * 256;
+            int r = idx >> 4;
+            int k = idx & 15;
+            As[k][r] = (m0 + r < M && k0 + k < K) ? A[(long long) (m0 + r) * lda + k0 + k] : 0.0f;
+            if (transB) {
+                Bs[k][r] = (n0 + r < N && k0 + k < K) ? B[(long long) (n0 + r) * ldb + k0 + k] : 0.0f;
+            } else {
+                int kk = idx >> 6;
+                int n = idx & 63;
+                Bs[kk][n] = (n0 + n < N && k0 + kk < K) ? B[(long long) (k0 + kk) * ldb + n0 + n] : 0.0f;
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int k = 0; k < 16; k++) {
+            float a[4], b[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                a[i] = As[k][ty + 16 * i];
+                b[i] = Bs[k][tx + 16 * i];
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int m = m0 + ty + 16 * i;
+            int n = n0 + tx + 16 * j;
+            if (m < M && n < N) {
+                C[(long long) m * ldc + n] = epilogue(acc[i][j], n, alpha, aScale, colScale, bias);
+            }
+        }
+    }
+}

@@ -1,0 +1,211 @@
+package dev.fp8q.verifier.cuda;
+
+import static jcuda.driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR;
+import static jcuda.driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR;
+import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuCtxSynchronize;
+import static jcuda.driver.JCudaDriver.cuDeviceGet;
+import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
+import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
+import static jcuda.driver.JCudaDriver.cuDeviceGetName;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
+import static jcuda.driver.JCudaDriver.cuDeviceTotalMem;
+import static jcuda.driver.JCudaDriver.cuInit;
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuMemAlloc;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+import static jcuda.driver.JCudaDriver.cuMemsetD32;
+import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
+import static jcuda.driver.JCudaDriver.cuModuleLoadData;
+import static jcuda.driver.JCudaDriver.cuModuleUnload;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
+import java.util.Map;
+import jcuda.CudaException;
+import jcuda.NativePointerObject;
+import jcuda.Pointer;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUmodule;
+import jcuda.driver.JCudaDriver;
+
+/**
+ * One GPU through the JCuda driver API: its primary context and fp8q's PTX module. Calls are synchronous and
+ * make the context current on the calling thread first, so any thread may use the device (one at a time).
+ */
+public final class CudaDevice implements AutoCloseable {
+
+    /** FP8 tensor-core MMA (mma.sync ... e4m3) starts with compute capability 8.9 (Ada, Hopper and newer). */
+    public static final int MIN_CAPABILITY = 89;
+    private static final long COPY_CHUNK = 1L << 30;
+
+    private final CUdevice device;
+    private final CUcontext context;
+    private final CUmodule module;
+    private final String name;
+    private final int capability;
+    private final long memory;
+    private final Map<String, CUfunction> functions = new HashMap<>();
+
+    private CudaDevice(CUdevice device, CUcontext context, CUmodule module, String name, int capability, long memory) {
+        this.device = device;
+        this.context = context;
+        this.module = module;
+        this.name = name;
+        this.capability = capability;
+        this.memory = memory;
+    }
+
+    /** The first GPU, or why there is none that fp8q can use. */
+    public static CudaDevice open() throws GpuUnavailableException {
+        CUdevice dev = new CUdevice();
+        int[] count = new int[1];
+        try {
+            JCudaDriver.setExceptionsEnabled(true);
+            cuInit(0);
+            cuDeviceGetCount(count);
+        } catch (LinkageError | CudaException e) {
+            throw new GpuUnavailableException("no CUDA driver (" + firstLine(e) + ")");
+        }
+        if (count[0] == 0) {
+            throw new GpuUnavailableException("the CUDA driver sees no GPU");
+        }
+        cuDeviceGet(dev, 0);
+        byte[] raw = new byte[256];
+        cuDeviceGetName(raw, raw.length, dev);
+        String name = new String(raw, StandardCharsets.US_ASCII).replaceAll("\0.*", "").trim();
+        int[] major = new int[1];
+        int[] minor = new int[1];
+        cuDeviceGetAttribute(major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev);
+        cuDeviceGetAttribute(minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev);
+        int capability = major[0] * 10 + minor[0];
+        if (capability < MIN_CAPABILITY) {
+            throw new GpuUnavailableException(name + " has compute capability " + major[0] + "." + minor[0]
+                    + "; FP8 tensor cores need 8.9 or newer");
+        }
+        long[] mem = new long[1];
+        cuDeviceTotalMem(mem, dev);
+        CUcontext ctx = new CUcontext();
+        cuDevicePrimaryCtxRetain(ctx, dev);
+        cuCtxSetCurrent(ctx);
+        CUmodule module = new CUmodule();
+        try {
+            cuModuleLoadData(module, Ptx.load().forDriver());
+        } catch (CudaException e) {
+            cuDevicePrimaryCtxRelease(dev);
+            throw new GpuUnavailableException(name + " did not load fp8q's PTX (" + firstLine(e) + ")");
+        }
+        return new CudaDevice(dev, ctx, module, name, capability, mem[0]);
+    }
+
+    private static String firstLine(Throwable e) {
+        String m = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
+        return m.lines().findFirst().orElse(m);
+    }
+
+    /** "NVIDIA H100 80GB HBM3, compute capability 9.0, 79.1 GiB". */
+    public String describe() {
+        return String.format("%s, compute capability %d.%d, %.1f GiB", name, capability / 10, capability % 10,
+                memory / (double) (1L << 30));
+    }
+
+    public DeviceBuffer alloc(long bytes) {
+        current();
+        CUdeviceptr p = new CUdeviceptr();
+        cuMemAlloc(p, Math.max(bytes, 4));
+        return new DeviceBuffer(p, bytes);
+    }
+
+    public DeviceBuffer upload(float[] values) {
+        DeviceBuffer b = alloc(values.length * 4L);
+        cuMemcpyHtoD(b.ptr(), Pointer.to(values), values.length * 4L);
+        return b;
+    }
+
+    /** Mapped (or any native) bytes straight to the device, a gigabyte at a time. */
+    public DeviceBuffer upload(MemorySegment bytes) {
+        DeviceBuffer b = alloc(bytes.byteSize());
+        for (long off = 0; off < bytes.byteSize(); off += COPY_CHUNK) {
+            long len = Math.min(COPY_CHUNK, bytes.byteSize() - off);
+            cuMemcpyHtoD(b.ptr().withByteOffset(off), Pointer.to(bytes.asSlice(off, len).asByteBuffer()), len);
+        }
+        return b;
+    }
+
+    public float[] download(DeviceBuffer b, int count) {
+        current();
+        float[] out = new float[count];
+        cuMemcpyDtoH(Pointer.to(out), b.ptr(), count * 4L);
+        return out;
+    }
+
+    public byte[] downloadBytes(DeviceBuffer b, int count) {
+        current();
+        byte[] out = new byte[count];
+        cuMemcpyDtoH(Pointer.to(out), b.ptr(), count);
+        return out;
+    }
+
+    public void zero(DeviceBuffer b) {
+        current();
+        cuMemsetD32(b.ptr(), 0, (b.bytes() + 3) / 4);
+    }
+
+    /** Runs kernel {@code fn} and waits for it; args are built with {@link Args}. */
+    void launch(String fn, int gx, int gy, int gz, int threads, Args args) {
+        current();
+        CUfunction f = functions.computeIfAbsent(fn, n -> {
+            CUfunction k = new CUfunction();
+            cuModuleGetFunction(k, module, n);
+            return k;
+        });
+        cuLaunchKernel(f, gx, gy, gz, threads, 1, 1, 0, null, args.pointer(), null);
+        cuCtxSynchronize();
+    }
+
+    private void current() {
+        cuCtxSetCurrent(context);
+    }
+
+    @Override
+    public void close() {
+        current();
+        cuModuleUnload(module);
+        cuDevicePrimaryCtxRelease(device);
+    }
+
+    /** A kernel's parameters in order; a null buffer passes a null pointer. */
+    static final class Args {
+        private final java.util.List<NativePointerObject> params = new java.util.ArrayList<>();
+
+        Args buf(DeviceBuffer b) {
+            params.add(Pointer.to(b == null ? new CUdeviceptr() : b.ptr()));
+            return this;
+        }
+
+        Args i(int v) {
+            params.add(Pointer.to(new int[] {v}));
+            return this;
+        }
+
+        Args l(long v) {
+            params.add(Pointer.to(new long[] {v}));
+            return this;
+        }
+
+        Args f(float v) {
+            params.add(Pointer.to(new float[] {v}));
+            return this;
+        }
+
+        Pointer pointer() {
+            return Pointer.to(params.toArray(NativePointerObject[]::new));
+        }
+    }
+}

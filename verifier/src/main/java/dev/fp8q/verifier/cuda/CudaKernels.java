@@ -1,0 +1,97 @@
+package dev.fp8q.verifier.cuda;
+
+import dev.fp8q.verifier.cuda.CudaDevice.Args;
+
+/**
+ * fp8q.cu's kernels with their shapes checked. GEMMs compute C [M, N] = A [M, K] · B [N, K]ᵀ, then
+ * C = acc * alpha * (*aScale) * colScale[n] + bias[n], each of aScale, colScale and bias optional (null).
+ */
+public final class CudaKernels {
+
+    /** Every kernel this class launches (the PTX must define each). */
+    public static final java.util.List<String> KERNELS = java.util.List.of("amax_f32", "scale_from_amax",
+            "quantize_f32_e4m3", "f32_to_bf16", "e4m3_to_bf16", "e4m3_to_f32", "gemm_bf16_tc", "gemm_e4m3_tc", "gemm_f32");
+
+    private static final int THREADS = 256;
+    private static final int TC_TILE = 128;
+    private static final int F32_TILE = 64;
+
+    private final CudaDevice gpu;
+
+    public CudaKernels(CudaDevice gpu) {
+        this.gpu = gpu;
+    }
+
+    public CudaDevice device() {
+        return gpu;
+    }
+
+    private static int grid(long n) {
+        return (int) Math.max(1, Math.min((n + THREADS - 1) / THREADS, 8192));
+    }
+
+    /** A one-float buffer holding amax(|x|) / 448, or 1.0 when x is all zeros: W8A8's dynamic activation scale. */
+    public DeviceBuffer activationScale(DeviceBuffer x, long n) {
+        try (DeviceBuffer amax = gpu.alloc(4)) {
+            gpu.zero(amax);
+            gpu.launch("amax_f32", grid(n), 1, 1, THREADS, new Args().buf(x).l(n).buf(amax));
+            DeviceBuffer scale = gpu.alloc(4);
+            gpu.launch("scale_from_amax", 1, 1, 1, 1, new Args().buf(amax).buf(scale));
+            return scale;
+        }
+    }
+
+    /** E4M3 codes of x / *scale (float32 in, one byte out per value). */
+    public void quantize(DeviceBuffer x, long n, DeviceBuffer scale, DeviceBuffer codes) {
+        gpu.launch("quantize_f32_e4m3", grid(n), 1, 1, THREADS, new Args().buf(x).l(n).buf(scale).buf(codes));
+    }
+
+    public void toBf16(DeviceBuffer x, long n, DeviceBuffer out) {
+        gpu.launch("f32_to_bf16", grid(n), 1, 1, THREADS, new Args().buf(x).l(n).buf(out));
+    }
+
+    /** E4M3 codes widened exactly to BF16 (unscaled). */
+    public void e4m3ToBf16(DeviceBuffer codes, long n, DeviceBuffer out) {
+        gpu.launch("e4m3_to_bf16", grid(n), 1, 1, THREADS, new Args().buf(codes).l(n).buf(out));
+    }
+
+    /** Dequantized float32 of [n / cols, cols] codes: one scale, or one per row when perRow. */
+    public void e4m3ToF32(DeviceBuffer codes, long n, long cols, DeviceBuffer scales, boolean perRow, DeviceBuffer out) {
+        gpu.launch("e4m3_to_f32", grid(n), 1, 1, THREADS,
+                new Args().buf(codes).l(n).l(cols).buf(scales).i(perRow ? 1 : 0).buf(out));
+    }
+
+    /** BF16 (fp8 false) or E4M3 (fp8 true) operands on tensor cores (mma.sync), float32 accumulation. */
+    public void gemmTensorCores(boolean fp8, DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, int m, int n, int k,
+            float alpha, DeviceBuffer aScale, DeviceBuffer colScale, DeviceBuffer bias) {
+        int elem = fp8 ? 1 : 2;
+        if ((k * elem) % 16 != 0) {
+            throw new IllegalArgumentException("tensor-core GEMM needs rows of a multiple of 16 bytes, K = " + k);
+        }
+        checkSize(a, (long) m * k * elem, "A");
+        checkSize(b, (long) n * k * elem, "B");
+        checkSize(c, (long) m * n * 4, "C");
+        gpu.launch(fp8 ? "gemm_e4m3_tc" : "gemm_bf16_tc", ceil(n, TC_TILE), ceil(m, TC_TILE), 1, THREADS,
+                new Args().buf(a).buf(b).buf(c).i(m).i(n).i(k).f(alpha).buf(aScale).buf(colScale).buf(bias));
+    }
+
+    /** Float32 GEMM on CUDA cores: C = A Bᵀ (B [N, K]), the exact-arithmetic simulation of W8A8. */
+    public void gemmF32(DeviceBuffer a, DeviceBuffer b, DeviceBuffer c, int m, int n, int k, float alpha,
+            DeviceBuffer aScale, DeviceBuffer colScale, DeviceBuffer bias) {
+        checkSize(a, (long) m * k * 4, "A");
+        checkSize(b, (long) n * k * 4, "B");
+        checkSize(c, (long) m * n * 4, "C");
+        gpu.launch("gemm_f32", ceil(n, F32_TILE), ceil(m, F32_TILE), 1, THREADS, new Args().buf(a).i(k).l(0).buf(b)
+                .i(k).l(0).i(1).buf(c).i(n).l(0).i(m).i(n).i(k).f(alpha).buf(aScale).buf(colScale).buf(bias));
+    }
+
+    private static int ceil(int v, int tile) {
+        return (v + tile - 1) / tile;
+    }
+
+    private static void checkSize(DeviceBuffer b, long need, String what) {
+        if (b.bytes() < need) {
+            throw new IllegalArgumentException(what + " holds " + b.bytes() + " bytes, the GEMM reads " + need);
+        }
+    }
+}

@@ -1,0 +1,45 @@
+package dev.fp8q.verifier.cuda;
+
+import dev.fp8q.formats.FormatException;
+import dev.fp8q.verifier.run.RunWeights;
+import java.util.Set;
+import java.util.TreeSet;
+
+/** A run whose Linears go to the GPU one way; tensors, and Linears the GPU does not take, come from the CPU run. */
+public final class CudaRunWeights implements RunWeights {
+
+    private final RunWeights cpu;
+    private final CudaLinears gpu;
+    private final CudaLinears.Way way;
+    private final Set<String> onCpu = new TreeSet<>();
+
+    public CudaRunWeights(RunWeights cpu, CudaLinears gpu, CudaLinears.Way way) {
+        this.cpu = cpu;
+        this.gpu = gpu;
+        this.way = way;
+    }
+
+    @Override
+    public float[] tensor(String name) throws FormatException {
+        return cpu.tensor(name);
+    }
+
+    @Override
+    public boolean has(String name) {
+        return cpu.has(name);
+    }
+
+    @Override
+    public float[] linear(String base, float[] x, int rows) throws FormatException {
+        if (!gpu.supports(base)) {
+            onCpu.add(base);
+            return cpu.linear(base, x, rows);
+        }
+        return gpu.apply(way, base, x, rows);
+    }
+
+    /** The Linears this run computed on the CPU because the GPU kernels do not take them. */
+    public Set<String> onCpu() {
+        return Set.copyOf(onCpu);
+    }
+}
