@@ -284,3 +284,42 @@ extern "C" __global__ void __launch_bounds__(256) gemm_f32(const float* __restri
         }
     }
 }
+
+// ---------------------------------------------------------------- attention
+
+__device__ __forceinline__ float block_reduce(float v, bool isMax) {
+    __shared__ float part[32];
+    for (int o = 16; o > 0; o >>= 1) {
+        float w = __shfl_xor_sync(0xffffffffu, v, o);
+        v = isMax ? fmaxf(v, w) : v + w;
+    }
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : (isMax ? -INFINITY : 0.0f);
+        for (int o = 16; o > 0; o >>= 1) {
+            float w = __shfl_xor_sync(0xffffffffu, v, o);
+            v = isMax ? fmaxf(v, w) : v + w;
+        }
+        if (threadIdx.x == 0) part[0] = v;
+    }
+    __syncthreads();
+    return part[0];
+}
+
+// softmax(row * scale) of each row in place, one CTA per row: the same steps as the CPU's Ops.scaledSoftmax.
+extern "C" __global__ void softmax_rows(float* __restrict__ s, int cols, float scale) {
+    float* row = s + (long long) blockIdx.x * cols;
+    float m = -INFINITY;
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) m = fmaxf(m, row[j] * scale);
+    m = block_reduce(m, true);
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+        float e = expf(row[j] * scale - m);
+        row[j] = e;
+        sum += e;
+    }
+    float inv = 1.0f / block_reduce(sum, false);
+    for (int j = threadIdx.x; j < cols; j += blockDim.x) row[j] *= inv;
+}

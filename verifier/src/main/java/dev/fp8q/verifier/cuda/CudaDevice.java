@@ -14,6 +14,8 @@ import static jcuda.driver.JCudaDriver.cuDeviceTotalMem;
 import static jcuda.driver.JCudaDriver.cuInit;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
+import static jcuda.driver.JCudaDriver.cuMemAllocHost;
+import static jcuda.driver.JCudaDriver.cuMemFreeHost;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 import static jcuda.driver.JCudaDriver.cuMemsetD32;
@@ -25,6 +27,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.stream.IntStream;
 import jcuda.CudaException;
 import jcuda.NativePointerObject;
 import jcuda.Pointer;
@@ -43,7 +46,9 @@ public final class CudaDevice implements AutoCloseable {
 
     /** FP8 tensor-core MMA (mma.sync ... e4m3) starts with compute capability 8.9 (Ada, Hopper and newer). */
     public static final int MIN_CAPABILITY = 89;
-    private static final long COPY_CHUNK = 1L << 30;
+    /** Pinned host memory every copy goes through: filled by all cores, then DMA at full PCIe speed. */
+    private static final long STAGING = 64L << 20;
+    private static final long PIECE = 2L << 20;
 
     private final CUdevice device;
     private final CUcontext context;
@@ -52,6 +57,8 @@ public final class CudaDevice implements AutoCloseable {
     private final int capability;
     private final long memory;
     private final Map<String, CUfunction> functions = new HashMap<>();
+    private final Pointer pinned;
+    private final MemorySegment staging;
 
     private CudaDevice(CUdevice device, CUcontext context, CUmodule module, String name, int capability, long memory) {
         this.device = device;
@@ -60,6 +67,9 @@ public final class CudaDevice implements AutoCloseable {
         this.name = name;
         this.capability = capability;
         this.memory = memory;
+        this.pinned = new Pointer();
+        cuMemAllocHost(pinned, STAGING);
+        this.staging = MemorySegment.ofBuffer(pinned.getByteBuffer(0, STAGING));
     }
 
     /** The first GPU, or why there is none that fp8q can use. */
@@ -123,33 +133,48 @@ public final class CudaDevice implements AutoCloseable {
     }
 
     public DeviceBuffer upload(float[] values) {
-        DeviceBuffer b = alloc(values.length * 4L);
-        cuMemcpyHtoD(b.ptr(), Pointer.to(values), values.length * 4L);
-        return b;
+        return upload(MemorySegment.ofArray(values));
     }
 
-    /** Mapped (or any native) bytes straight to the device, a gigabyte at a time. */
+    /** Any bytes (mapped file, heap array) to a new device buffer, through the pinned staging buffer. */
     public DeviceBuffer upload(MemorySegment bytes) {
         DeviceBuffer b = alloc(bytes.byteSize());
-        for (long off = 0; off < bytes.byteSize(); off += COPY_CHUNK) {
-            long len = Math.min(COPY_CHUNK, bytes.byteSize() - off);
-            cuMemcpyHtoD(b.ptr().withByteOffset(off), Pointer.to(bytes.asSlice(off, len).asByteBuffer()), len);
+        for (long off = 0; off < bytes.byteSize(); off += STAGING) {
+            long len = Math.min(STAGING, bytes.byteSize() - off);
+            copy(bytes.asSlice(off, len), staging);
+            cuMemcpyHtoD(b.ptr().withByteOffset(off), pinned, len);
         }
         return b;
     }
 
     public float[] download(DeviceBuffer b, int count) {
-        current();
         float[] out = new float[count];
-        cuMemcpyDtoH(Pointer.to(out), b.ptr(), count * 4L);
+        download(b, MemorySegment.ofArray(out));
         return out;
     }
 
     public byte[] downloadBytes(DeviceBuffer b, int count) {
-        current();
         byte[] out = new byte[count];
-        cuMemcpyDtoH(Pointer.to(out), b.ptr(), count);
+        download(b, MemorySegment.ofArray(out));
         return out;
+    }
+
+    private void download(DeviceBuffer b, MemorySegment out) {
+        current();
+        for (long off = 0; off < out.byteSize(); off += STAGING) {
+            long len = Math.min(STAGING, out.byteSize() - off);
+            cuMemcpyDtoH(pinned, b.ptr().withByteOffset(off), len);
+            copy(staging.asSlice(0, len), out.asSlice(off, len));
+        }
+    }
+
+    /** src to dst (same size or larger) in parallel pieces: page faults of mapped files and copies on all cores. */
+    private static void copy(MemorySegment src, MemorySegment dst) {
+        long n = src.byteSize();
+        IntStream.range(0, (int) ((n + PIECE - 1) / PIECE)).parallel().forEach(i -> {
+            long off = i * PIECE;
+            MemorySegment.copy(src, off, dst, off, Math.min(PIECE, n - off));
+        });
     }
 
     public void zero(DeviceBuffer b) {
@@ -176,6 +201,7 @@ public final class CudaDevice implements AutoCloseable {
     @Override
     public void close() {
         current();
+        cuMemFreeHost(pinned);
         cuModuleUnload(module);
         cuDevicePrimaryCtxRelease(device);
     }

@@ -10,7 +10,8 @@ public final class CudaKernels {
 
     /** Every kernel this class launches (the PTX must define each). */
     public static final java.util.List<String> KERNELS = java.util.List.of("amax_f32", "scale_from_amax",
-            "quantize_f32_e4m3", "f32_to_bf16", "e4m3_to_bf16", "e4m3_to_f32", "gemm_bf16_tc", "gemm_e4m3_tc", "gemm_f32");
+            "quantize_f32_e4m3", "f32_to_bf16", "e4m3_to_bf16", "e4m3_to_f32", "gemm_bf16_tc", "gemm_e4m3_tc", "gemm_f32",
+            "softmax_rows");
 
     private static final int THREADS = 256;
     private static final int TC_TILE = 128;
@@ -83,6 +84,30 @@ public final class CudaKernels {
         checkSize(c, (long) m * n * 4, "C");
         gpu.launch("gemm_f32", ceil(n, F32_TILE), ceil(m, F32_TILE), 1, THREADS, new Args().buf(a).i(k).l(0).buf(b)
                 .i(k).l(0).i(1).buf(c).i(n).l(0).i(m).i(n).i(k).f(alpha).buf(aScale).buf(colScale).buf(bias));
+    }
+
+    /**
+     * Multi-head attention without masks, float32, as the CPU's Attention: for each head h,
+     * out_h = softmax(q_h k_hᵀ / sqrt(d)) v_h with q [lq, dim], k and v [lk, dim], out [lq, dim].
+     */
+    public void attention(DeviceBuffer q, int lq, DeviceBuffer k, DeviceBuffer v, int lk, int dim, int heads,
+            DeviceBuffer out) {
+        int d = dim / heads;
+        if (dim % heads != 0) {
+            throw new IllegalArgumentException("dim " + dim + " is not a multiple of " + heads + " heads");
+        }
+        checkSize(q, (long) lq * dim * 4, "q");
+        checkSize(k, (long) lk * dim * 4, "k");
+        checkSize(v, (long) lk * dim * 4, "v");
+        checkSize(out, (long) lq * dim * 4, "out");
+        try (DeviceBuffer s = gpu.alloc((long) heads * lq * lk * 4)) {
+            long plane = (long) lq * lk;
+            gpu.launch("gemm_f32", ceil(lk, F32_TILE), ceil(lq, F32_TILE), heads, THREADS, new Args().buf(q).i(dim).l(d)
+                    .buf(k).i(dim).l(d).i(1).buf(s).i(lk).l(plane).i(lq).i(lk).i(d).f(1f).buf(null).buf(null).buf(null));
+            gpu.launch("softmax_rows", heads * lq, 1, 1, THREADS, new Args().buf(s).i(lk).f((float) (1 / Math.sqrt(d))));
+            gpu.launch("gemm_f32", ceil(d, F32_TILE), ceil(lq, F32_TILE), heads, THREADS, new Args().buf(s).i(lk).l(plane)
+                    .buf(v).i(dim).l(d).i(0).buf(out).i(dim).l(d).i(lq).i(d).i(lk).f(1f).buf(null).buf(null).buf(null));
+        }
     }
 
     private static int ceil(int v, int tile) {

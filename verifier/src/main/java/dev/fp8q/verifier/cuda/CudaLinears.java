@@ -79,18 +79,16 @@ public final class CudaLinears implements AutoCloseable {
             switch (way) {
                 case WEIGHT_ONLY -> {
                     DeviceBuffer wb = cached("bf16:" + weight, () -> {
-                        try (DeviceBuffer codes = gpu.upload(w.data())) {
-                            DeviceBuffer o = gpu.alloc(w.entry().numel() * 2);
-                            k.e4m3ToBf16(codes, w.entry().numel(), o);
-                            return o;
-                        }
+                        DeviceBuffer o = gpu.alloc(w.entry().numel() * 2);
+                        k.e4m3ToBf16(codes(weight, w), w.entry().numel(), o);
+                        return o;
                     });
                     try (DeviceBuffer xb = bf16(xd, x.length)) {
                         k.gemmTensorCores(false, xb, wb, y, rows, out, in, alpha, null, colScale, b);
                     }
                 }
                 case W8A8 -> {
-                    DeviceBuffer codes = cached("codes:" + weight, () -> gpu.upload(w.data()));
+                    DeviceBuffer codes = codes(weight, w);
                     try (DeviceBuffer xs = k.activationScale(xd, x.length); DeviceBuffer xq = gpu.alloc(x.length)) {
                         k.quantize(xd, x.length, xs, xq);
                         k.gemmTensorCores(true, xq, codes, y, rows, out, in, alpha, xs, colScale, b);
@@ -98,9 +96,9 @@ public final class CudaLinears implements AutoCloseable {
                 }
                 case W8A8_SIMULATED -> {
                     DeviceBuffer wf = cached("f32:" + weight, () -> {
-                        try (DeviceBuffer codes = gpu.upload(w.data()); DeviceBuffer s = gpu.upload(grid.scales())) {
+                        try (DeviceBuffer s = gpu.upload(grid.scales())) {
                             DeviceBuffer o = gpu.alloc(w.entry().numel() * 4);
-                            k.e4m3ToF32(codes, w.entry().numel(), in, s, perChannel, o);
+                            k.e4m3ToF32(codes(weight, w), w.entry().numel(), in, s, perChannel, o);
                             return o;
                         }
                     });
@@ -115,6 +113,22 @@ public final class CudaLinears implements AutoCloseable {
             }
             return gpu.download(y, rows * out);
         }
+    }
+
+    /** Multi-head attention on the GPU in float32 (see {@link CudaKernels#attention}). */
+    public float[] attend(float[] q, int queries, float[] kk, float[] v, int keys, int dim, int heads) {
+        CudaDevice gpu = k.device();
+        Linear.count(4L * queries * keys * dim);
+        try (DeviceBuffer qd = gpu.upload(q); DeviceBuffer kd = gpu.upload(kk); DeviceBuffer vd = gpu.upload(v);
+                DeviceBuffer out = gpu.alloc((long) queries * dim * 4)) {
+            k.attention(qd, queries, kd, vd, keys, dim, heads, out);
+            return gpu.download(out, queries * dim);
+        }
+    }
+
+    /** The FP8 weight's codes on the device, copied from the mapped file once per block. */
+    private DeviceBuffer codes(String weight, Checkpoint.Tensor w) throws FormatException {
+        return cached("codes:" + weight, () -> k.device().upload(w.data()));
     }
 
     private DeviceBuffer bf16(DeviceBuffer f32, long n) {

@@ -5,7 +5,10 @@ import dev.fp8q.verifier.run.RunWeights;
 import java.util.Set;
 import java.util.TreeSet;
 
-/** A run whose Linears go to the GPU one way; tensors, and Linears the GPU does not take, come from the CPU run. */
+/**
+ * A run whose Linears (one way) and attention go to the GPU; tensors, the elementwise ops and the Linears the GPU
+ * does not take stay with the CPU run.
+ */
 public final class CudaRunWeights implements RunWeights {
 
     private final RunWeights cpu;
@@ -36,6 +39,11 @@ public final class CudaRunWeights implements RunWeights {
             return cpu.linear(base, x, rows);
         }
         return gpu.apply(way, base, x, rows);
+    }
+
+    @Override
+    public float[] attend(float[] q, int queries, float[] k, float[] v, int keys, int dim, int heads) {
+        return gpu.attend(q, queries, k, v, keys, dim, heads);
     }
 
     /** The Linears this run computed on the CPU because the GPU kernels do not take them. */

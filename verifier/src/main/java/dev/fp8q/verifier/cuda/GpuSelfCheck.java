@@ -2,6 +2,8 @@ package dev.fp8q.verifier.cuda;
 
 import dev.fp8q.formats.codec.E4M3;
 import dev.fp8q.formats.codec.Elements;
+import dev.fp8q.verifier.math.Attention;
+import dev.fp8q.verifier.math.Mat;
 import dev.fp8q.verifier.weights.ActivationQuantizer;
 import java.util.ArrayList;
 import java.util.List;
@@ -42,6 +44,8 @@ public final class GpuSelfCheck {
         for (int[] s : new int[][] {{77, 200, 144}, {128, 128, 64}, {300, 136, 1040}, {1, 8, 16}}) {
             c.gemms(s[0], s[1], s[2]);
         }
+        c.attention(100, 77, 256, 2);
+        c.attention(64, 512, 384, 3);
         return List.copyOf(c.failures);
     }
 
@@ -226,6 +230,29 @@ public final class GpuSelfCheck {
                         product(decoded(a, scaleA), decoded(b, scaleB), m, n, kk, scaleB, scaleA, null, bias),
                         FP8_GEMM_TOLERANCE);
             }
+        }
+    }
+
+    private void attention(int lq, int lk, int dim, int heads) {
+        SplittableRandom r = new SplittableRandom(lq * 7L + lk);
+        float[] q = new float[lq * dim];
+        float[] kk = new float[lk * dim];
+        float[] v = new float[lk * dim];
+        for (float[] t : new float[][] {q, kk, v}) {
+            for (int i = 0; i < t.length; i++) {
+                t[i] = (float) r.nextGaussian() * 2;
+            }
+        }
+        float[] want = Attention.forward(Mat.of(q, lq, dim), Mat.of(kk, lk, dim), Mat.of(v, lk, dim), heads).data();
+        try (DeviceBuffer qd = gpu.upload(q); DeviceBuffer kd = gpu.upload(kk); DeviceBuffer vd = gpu.upload(v);
+                DeviceBuffer out = gpu.alloc((long) lq * dim * 4)) {
+            k.attention(qd, lq, kd, vd, lk, dim, heads, out);
+            double[] w = new double[want.length];
+            for (int i = 0; i < w.length; i++) {
+                w[i] = want[i];
+            }
+            compareGemm("attention " + lq + "x" + lk + ", dim " + dim + ", " + heads + " heads, vs the CPU's",
+                    gpu.download(out, lq * dim), w);
         }
     }
 

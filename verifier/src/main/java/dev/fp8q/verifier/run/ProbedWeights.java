@@ -45,6 +45,11 @@ public final class ProbedWeights implements RunWeights {
     }
 
     @Override
+    public float[] attend(float[] q, int queries, float[] k, float[] v, int keys, int dim, int heads) {
+        return reference.attend(q, queries, k, v, keys, dim, heads);
+    }
+
+    @Override
     public float[] linear(String base, float[] x, int rows) throws FormatException {
         float[] y = reference.linear(base, x, rows);
         probe(base, y, prober.fp8Ways(base, x, rows));

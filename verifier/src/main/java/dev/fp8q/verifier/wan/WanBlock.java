@@ -1,11 +1,8 @@
 package dev.fp8q.verifier.wan;
 
 import dev.fp8q.formats.FormatException;
-import dev.fp8q.verifier.math.Attention;
-import dev.fp8q.verifier.math.Mat;
 import dev.fp8q.verifier.math.Ops;
 import dev.fp8q.verifier.math.Rope;
-import dev.fp8q.verifier.run.Linear;
 import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.wan.WanNaming.Param;
 
@@ -112,7 +109,7 @@ public final class WanBlock {
         int[] g = in.grid();
         rope.apply(q, g[0], g[1], g[2], dim);
         rope.apply(k, g[0], g[1], g[2], dim);
-        float[] a = attend(q, tokens, k, v, tokens);
+        float[] a = w.attend(q, tokens, k, v, tokens, dim, dim / headDim);
         return w.linear(naming.name(Param.SELF_O, block), a, tokens);
     }
 
@@ -124,13 +121,7 @@ public final class WanBlock {
         float[] k = w.linear(naming.name(Param.CROSS_K, block), in.context(), ctx);
         Ops.rmsNorm(k, ctx, dim, EPS, w.tensor(naming.weight(Param.CROSS_NORM_K, block)));
         float[] v = w.linear(naming.name(Param.CROSS_V, block), in.context(), ctx);
-        float[] a = attend(q, tokens, k, v, ctx);
+        float[] a = w.attend(q, tokens, k, v, ctx, dim, dim / headDim);
         return w.linear(naming.name(Param.CROSS_O, block), a, tokens);
-    }
-
-    private float[] attend(float[] q, int queries, float[] k, float[] v, int keys) {
-        Linear.count(4L * queries * keys * dim);
-        return Attention.forward(Mat.of(q, queries, dim), Mat.of(k, keys, dim), Mat.of(v, keys, dim), dim / headDim)
-                .data();
     }
 }
