@@ -90,6 +90,19 @@ class ConvertCommandTest {
     }
 
     @Test
+    void aSourceFileWithoutTheExtensionGivesAReadableOutput(@TempDir Path dir) throws Exception {
+        Path src = make(dir.resolve("model"), WanVariant.T2V_A14B, WanNaming.ORIGINAL, DType.BF16, 0, false);
+        Path dst = dir.resolve("out");
+        assertEquals(0, CliRun.of("convert", "--quiet", src.toString(), dst.toString()).code());
+        assertTrue(Files.isRegularFile(dst.resolve("model.safetensors")));
+        assertExact(src, dst);
+        assertEquals(0, CliRun.of("check", dst.toString()).code());
+        CliRun verify = CliRun.of("verify", "--quiet", "--device", "cpu", "--grid", "2,2,2", "--context-tokens", "4",
+                src.toString(), dst.toString());
+        assertEquals(0, verify.code(), verify.err());
+    }
+
+    @Test
     void manifestSaysWhatWasDone(@TempDir Path dir) throws Exception {
         Path src = make(dir.resolve("s.safetensors"), WanVariant.T2V_A14B, WanNaming.ORIGINAL, DType.BF16, 0, false);
         Path dst = dir.resolve("d");

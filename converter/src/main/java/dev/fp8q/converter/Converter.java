@@ -208,10 +208,16 @@ public final class Converter {
         return out;
     }
 
-    /** A shard keeps its name; a .pth becomes "<stem>.safetensors". */
+    /**
+     * A shard keeps its name; a .pth becomes "<stem>.safetensors", and a safetensors file named otherwise gets the
+     * extension added, so that DST is a folder every reader (fp8q's own included) finds the checkpoint in.
+     */
     private static String outputName(TensorFile shard) {
         String n = shard.path().getFileName().toString();
-        return shard instanceof PthFile ? n.substring(0, n.lastIndexOf('.')) + ".safetensors" : n;
+        if (shard instanceof PthFile) {
+            return n.substring(0, n.lastIndexOf('.')) + ".safetensors";
+        }
+        return n.endsWith(".safetensors") ? n : n + ".safetensors";
     }
 
     private static Manifest.TensorRecord withFile(Manifest.TensorRecord r, String file) {
