@@ -10,16 +10,11 @@ import dev.fp8q.verifier.check.Bounds;
 import dev.fp8q.verifier.check.Check;
 import dev.fp8q.verifier.check.WeightCheck;
 import dev.fp8q.verifier.cuda.CudaDevice;
-import dev.fp8q.verifier.cuda.CudaKernels;
-import dev.fp8q.verifier.cuda.CudaLinears;
-import dev.fp8q.verifier.cuda.CudaRunWeights;
 import dev.fp8q.verifier.cuda.GpuUnavailableException;
 import dev.fp8q.verifier.metrics.ErrorMetrics;
-import dev.fp8q.verifier.run.Fp8Weights;
 import dev.fp8q.verifier.run.Linear;
 import dev.fp8q.verifier.run.ProbedWeights;
 import dev.fp8q.verifier.run.ReferenceWeights;
-import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.wan.WanBlock;
 import dev.fp8q.verifier.wan.WanInputs;
 import dev.fp8q.verifier.wan.WanNaming;
@@ -211,7 +206,7 @@ public final class Verifier {
 
         t0 = System.nanoTime();
         WanBlock block = new WanBlock(naming, dim, HEAD_DIM);
-        try (Runs runs = runs(source, fp8, notes)) {
+        try (Runs runs = Runs.of(gpu, source, fp8, notes)) {
             for (int b : blocks) {
                 options.log().accept(String.format("block %d: reference run (with per-layer probes)", b));
                 ProbedWeights probed = new ProbedWeights(runs.reference(), runs.prober());
@@ -261,7 +256,7 @@ public final class Verifier {
         notes.add("not a Wan DiT: each sampled Linear checked on its own with N(0,1) inputs of "
                 + options.linearRows() + " rows (" + picked.size() + " of " + linears.size() + " FP8 Linears)");
         long t0 = System.nanoTime();
-        try (Runs runs = runs(source, fp8, notes)) {
+        try (Runs runs = Runs.of(gpu, source, fp8, notes)) {
             for (String n : picked) {
                 singleLinear(name, null, n, runs, source);
                 runs.endBlock();
@@ -304,48 +299,6 @@ public final class Verifier {
             checks.add(Check.of(component, "linear", block, p.layer(), kind, "w8a8_simulated", p.w8a8Simulated(), null,
                     null, null, options.bounds().of("linear", "w8a8", kind)));
         }
-    }
-
-    /** The runs' weights: CPU float32 math, or the GPU's (see {@link CudaLinears}) with the CPU's for the rest. */
-    private record Runs(RunWeights reference, RunWeights weightOnly, RunWeights w8a8, RunWeights w8a8Simulated,
-            ProbedWeights.Prober prober, CudaLinears gpu) implements AutoCloseable {
-
-        void endBlock() {
-            if (gpu != null) {
-                gpu.release();
-            }
-        }
-
-        @Override
-        public void close() {
-            endBlock();
-        }
-    }
-
-    private Runs runs(Checkpoint source, Fp8Checkpoint fp8, List<String> notes) throws FormatException {
-        ReferenceWeights reference = new ReferenceWeights(source);
-        Fp8Weights weightOnly = new Fp8Weights(fp8, false);
-        Fp8Weights w8a8 = new Fp8Weights(fp8, true);
-        if (gpu == null) {
-            return new Runs(reference, weightOnly, w8a8, null, ProbedWeights.cpu(weightOnly), null);
-        }
-        CudaLinears linears = new CudaLinears(new CudaKernels(gpu), source, fp8);
-        notes.add("on " + gpu.describe() + ": Linears of the reference and weight-only runs on BF16 tensor cores "
-                + "(activations rounded to BF16), W8A8 on FP8 tensor cores, w8a8_simulated the same W8A8 in float32 "
-                + "on CUDA cores (what the CPU computes); attention and the elementwise ops on the CPU");
-        if (fp8.fp8Names().stream().anyMatch(n -> source.tensor(n).map(t -> t.entry().dtype() != DType.BF16).orElse(false))) {
-            notes.add("the source is not BF16: the GPU's reference rounds its weights to BF16");
-        }
-        ProbedWeights.Prober cpu = ProbedWeights.cpu(weightOnly);
-        ProbedWeights.Prober prober = (base, x, rows) -> !weightOnly.quantized(base) ? null
-                : !linears.supports(base) ? cpu.fp8Ways(base, x, rows)
-                : new float[][] {linears.apply(CudaLinears.Way.WEIGHT_ONLY, base, x, rows),
-                        linears.apply(CudaLinears.Way.W8A8, base, x, rows),
-                        linears.apply(CudaLinears.Way.W8A8_SIMULATED, base, x, rows)};
-        return new Runs(new CudaRunWeights(reference, linears, CudaLinears.Way.REFERENCE),
-                new CudaRunWeights(weightOnly, linears, CudaLinears.Way.WEIGHT_ONLY),
-                new CudaRunWeights(w8a8, linears, CudaLinears.Way.W8A8),
-                new CudaRunWeights(w8a8, linears, CudaLinears.Way.W8A8_SIMULATED), prober, linears);
     }
 
     private void blockChecks(String component, int block, float[] x, float[] ref, float[] out, String run) {

@@ -2,8 +2,6 @@ package dev.fp8q.verifier.cuda;
 
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.verifier.run.RunWeights;
-import java.util.Set;
-import java.util.TreeSet;
 
 /**
  * A run whose Linears (one way) and attention go to the GPU; tensors, the elementwise ops and the Linears the GPU
@@ -14,7 +12,6 @@ public final class CudaRunWeights implements RunWeights {
     private final RunWeights cpu;
     private final CudaLinears gpu;
     private final CudaLinears.Way way;
-    private final Set<String> onCpu = new TreeSet<>();
 
     public CudaRunWeights(RunWeights cpu, CudaLinears gpu, CudaLinears.Way way) {
         this.cpu = cpu;
@@ -35,7 +32,6 @@ public final class CudaRunWeights implements RunWeights {
     @Override
     public float[] linear(String base, float[] x, int rows) throws FormatException {
         if (!gpu.supports(base)) {
-            onCpu.add(base);
             return cpu.linear(base, x, rows);
         }
         return gpu.apply(way, base, x, rows);
@@ -44,10 +40,5 @@ public final class CudaRunWeights implements RunWeights {
     @Override
     public float[] attend(float[] q, int queries, float[] k, float[] v, int keys, int dim, int heads) {
         return gpu.attend(q, queries, k, v, keys, dim, heads);
-    }
-
-    /** The Linears this run computed on the CPU because the GPU kernels do not take them. */
-    public Set<String> onCpu() {
-        return Set.copyOf(onCpu);
     }
 }

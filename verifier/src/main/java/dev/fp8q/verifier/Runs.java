@@ -1,0 +1,68 @@
+package dev.fp8q.verifier;
+
+import dev.fp8q.formats.Checkpoint;
+import dev.fp8q.formats.DType;
+import dev.fp8q.formats.FormatException;
+import dev.fp8q.verifier.cuda.CudaDevice;
+import dev.fp8q.verifier.cuda.CudaKernels;
+import dev.fp8q.verifier.cuda.CudaLinears;
+import dev.fp8q.verifier.cuda.CudaRunWeights;
+import dev.fp8q.verifier.run.Fp8Weights;
+import dev.fp8q.verifier.run.ProbedWeights;
+import dev.fp8q.verifier.run.ReferenceWeights;
+import dev.fp8q.verifier.run.RunWeights;
+import dev.fp8q.verifier.weights.Fp8Checkpoint;
+import dev.fp8q.verifier.weights.ScaleGrid;
+import java.util.List;
+
+/**
+ * The runs of one component: CPU float32 math, or on a GPU (see {@link CudaLinears}) with the CPU for the rest.
+ * w8a8Simulated and gpu are null on the CPU, where W8A8 itself is the float32 simulation.
+ */
+record Runs(RunWeights reference, RunWeights weightOnly, RunWeights w8a8, RunWeights w8a8Simulated,
+        ProbedWeights.Prober prober, CudaLinears gpu) implements AutoCloseable {
+
+    static Runs of(CudaDevice device, Checkpoint source, Fp8Checkpoint fp8, List<String> notes) throws FormatException {
+        ReferenceWeights reference = new ReferenceWeights(source);
+        Fp8Weights weightOnly = new Fp8Weights(fp8, false);
+        Fp8Weights w8a8 = new Fp8Weights(fp8, true);
+        ProbedWeights.Prober cpu = ProbedWeights.cpu(weightOnly);
+        if (device == null) {
+            return new Runs(reference, weightOnly, w8a8, null, cpu, null);
+        }
+        CudaLinears linears = new CudaLinears(new CudaKernels(device), source, fp8);
+        notes.add("on " + device.describe() + ": Linears of the reference and weight-only runs on BF16 tensor cores "
+                + "(activations rounded to BF16), W8A8 on FP8 tensor cores, w8a8_simulated the same W8A8 in float32 "
+                + "on CUDA cores (what the CPU computes), attention in float32; norms, modulation, RoPE and GELU on the CPU");
+        if (fp8.fp8Names().stream().anyMatch(n -> source.tensor(n).map(t -> t.entry().dtype() != DType.BF16).orElse(false))) {
+            notes.add("the source is not BF16: the GPU's reference rounds its weights to BF16");
+        }
+        for (String n : fp8.fp8Names()) {
+            if (fp8.scales(n).granularity() == ScaleGrid.Granularity.BLOCK) {
+                notes.add("block-scaled Linears run on the CPU (the GPU kernels take per-tensor and per-channel scales)");
+                break;
+            }
+        }
+        ProbedWeights.Prober prober = (base, x, rows) -> !weightOnly.quantized(base) ? null
+                : !linears.supports(base) ? cpu.fp8Ways(base, x, rows)
+                : new float[][] {linears.apply(CudaLinears.Way.WEIGHT_ONLY, base, x, rows),
+                        linears.apply(CudaLinears.Way.W8A8, base, x, rows),
+                        linears.apply(CudaLinears.Way.W8A8_SIMULATED, base, x, rows)};
+        return new Runs(new CudaRunWeights(reference, linears, CudaLinears.Way.REFERENCE),
+                new CudaRunWeights(weightOnly, linears, CudaLinears.Way.WEIGHT_ONLY),
+                new CudaRunWeights(w8a8, linears, CudaLinears.Way.W8A8),
+                new CudaRunWeights(w8a8, linears, CudaLinears.Way.W8A8_SIMULATED), prober, linears);
+    }
+
+    /** Frees the GPU's copies of this block's weights. */
+    void endBlock() {
+        if (gpu != null) {
+            gpu.release();
+        }
+    }
+
+    @Override
+    public void close() {
+        endBlock();
+    }
+}
