@@ -7,6 +7,6 @@ out="${1:-$here/../resources/dev/fp8q/verifier/cuda/fp8q.ptx}"
 mkdir -p "$(dirname "$out")"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 # sm_89 is the first architecture with FP8 tensor-core MMA; the driver JIT-compiles this PTX for newer GPUs.
-nvcc -arch=sm_89 -ptx -O3 -lineinfo -o "$tmp/fp8q.ptx" "$here/fp8q.cu"
-{ echo "// fp8q-source-sha256: $(sha256sum "$here/fp8q.cu" | cut -d' ' -f1)"; grep -v '^\s*\.loc\|^\s*\.file' "$tmp/fp8q.ptx"; } > "$out"
+nvcc -arch=sm_89 -ptx -O3 -o "$tmp/fp8q.ptx" "$here/fp8q.cu"
+{ echo "// fp8q-source-sha256: $(sha256sum "$here/fp8q.cu" | cut -d' ' -f1)"; cat "$tmp/fp8q.ptx"; } > "$out"
 echo "wrote $out"
