@@ -82,6 +82,9 @@ public final class Verifier {
         gpu = openDevice();
         try {
             return runOn(source, fp8);
+        } catch (jcuda.CudaException e) {
+            throw new VerifyException("the GPU failed (" + e.getMessage().lines().findFirst().orElse("") + "); "
+                    + "rerun with --device cpu");
         } finally {
             if (gpu != null) {
                 gpu.close();

@@ -215,6 +215,15 @@ public final class CudaDevice implements AutoCloseable {
             return this;
         }
 
+        /** A pointer byteOffset bytes into b. */
+        Args buf(DeviceBuffer b, long byteOffset) {
+            if (byteOffset < 0 || byteOffset > b.bytes()) {
+                throw new IllegalArgumentException("offset " + byteOffset + " outside a buffer of " + b.bytes() + " bytes");
+            }
+            params.add(Pointer.to(b.ptr().withByteOffset(byteOffset)));
+            return this;
+        }
+
         Args i(int v) {
             params.add(Pointer.to(new int[] {v}));
             return this;

@@ -92,6 +92,11 @@ public final class CudaKernels {
      */
     public void attention(DeviceBuffer q, int lq, DeviceBuffer k, DeviceBuffer v, int lk, int dim, int heads,
             DeviceBuffer out) {
+        attention(q, lq, k, v, lk, dim, heads, out, SCORES);
+    }
+
+    void attention(DeviceBuffer q, int lq, DeviceBuffer k, DeviceBuffer v, int lk, int dim, int heads,
+            DeviceBuffer out, long scoresBytes) {
         int d = dim / heads;
         if (dim % heads != 0) {
             throw new IllegalArgumentException("dim " + dim + " is not a multiple of " + heads + " heads");
@@ -100,15 +105,27 @@ public final class CudaKernels {
         checkSize(k, (long) lk * dim * 4, "k");
         checkSize(v, (long) lk * dim * 4, "v");
         checkSize(out, (long) lq * dim * 4, "out");
-        try (DeviceBuffer s = gpu.alloc((long) heads * lq * lk * 4)) {
-            long plane = (long) lq * lk;
-            gpu.launch("gemm_f32", ceil(lk, F32_TILE), ceil(lq, F32_TILE), heads, THREADS, new Args().buf(q).i(dim).l(d)
-                    .buf(k).i(dim).l(d).i(1).buf(s).i(lk).l(plane).i(lq).i(lk).i(d).f(1f).buf(null).buf(null).buf(null));
-            gpu.launch("softmax_rows", heads * lq, 1, 1, THREADS, new Args().buf(s).i(lk).f((float) (1 / Math.sqrt(d))));
-            gpu.launch("gemm_f32", ceil(d, F32_TILE), ceil(lq, F32_TILE), heads, THREADS, new Args().buf(s).i(lk).l(plane)
-                    .buf(v).i(dim).l(d).i(0).buf(out).i(dim).l(d).i(lq).i(d).i(lk).f(1f).buf(null).buf(null).buf(null));
+        // Query rows in chunks so the scores [heads, rows, lk] stay within scoresBytes, however long the video.
+        int chunk = (int) Math.max(1, Math.min(lq, scoresBytes / (4L * heads * lk)));
+        try (DeviceBuffer s = gpu.alloc((long) heads * chunk * lk * 4)) {
+            for (int r0 = 0; r0 < lq; r0 += chunk) {
+                int rows = Math.min(chunk, lq - r0);
+                long plane = (long) rows * lk;
+                long at = (long) r0 * dim * 4;
+                gpu.launch("gemm_f32", ceil(lk, F32_TILE), ceil(rows, F32_TILE), heads, THREADS, new Args().buf(q, at)
+                        .i(dim).l(d).buf(k).i(dim).l(d).i(1).buf(s).i(lk).l(plane).i(rows).i(lk).i(d).f(1f).buf(null)
+                        .buf(null).buf(null));
+                gpu.launch("softmax_rows", heads * rows, 1, 1, THREADS,
+                        new Args().buf(s).i(lk).f((float) (1 / Math.sqrt(d))));
+                gpu.launch("gemm_f32", ceil(d, F32_TILE), ceil(rows, F32_TILE), heads, THREADS, new Args().buf(s).i(lk)
+                        .l(plane).buf(v).i(dim).l(d).i(0).buf(out, at).i(dim).l(d).i(rows).i(d).i(lk).f(1f).buf(null)
+                        .buf(null).buf(null));
+            }
         }
     }
+
+    /** Most bytes of attention scores held at once. */
+    static final long SCORES = 1L << 30;
 
     private static int ceil(int v, int tile) {
         return (v + tile - 1) / tile;

@@ -44,8 +44,9 @@ public final class GpuSelfCheck {
         for (int[] s : new int[][] {{77, 200, 144}, {128, 128, 64}, {300, 136, 1040}, {1, 8, 16}}) {
             c.gemms(s[0], s[1], s[2]);
         }
-        c.attention(100, 77, 256, 2);
-        c.attention(64, 512, 384, 3);
+        c.attention(100, 77, 256, 2, CudaKernels.SCORES);
+        c.attention(64, 512, 384, 3, CudaKernels.SCORES);
+        c.attention(1000, 40, 256, 2, 64 * 40 * 2 * 4 + 4); // scores of 64 queries at a time: 16 chunks, the last short
         return List.copyOf(c.failures);
     }
 
@@ -233,7 +234,7 @@ public final class GpuSelfCheck {
         }
     }
 
-    private void attention(int lq, int lk, int dim, int heads) {
+    private void attention(int lq, int lk, int dim, int heads, long scoresBytes) {
         SplittableRandom r = new SplittableRandom(lq * 7L + lk);
         float[] q = new float[lq * dim];
         float[] kk = new float[lk * dim];
@@ -246,12 +247,13 @@ public final class GpuSelfCheck {
         float[] want = Attention.forward(Mat.of(q, lq, dim), Mat.of(kk, lk, dim), Mat.of(v, lk, dim), heads).data();
         try (DeviceBuffer qd = gpu.upload(q); DeviceBuffer kd = gpu.upload(kk); DeviceBuffer vd = gpu.upload(v);
                 DeviceBuffer out = gpu.alloc((long) lq * dim * 4)) {
-            k.attention(qd, lq, kd, vd, lk, dim, heads, out);
+            k.attention(qd, lq, kd, vd, lk, dim, heads, out, scoresBytes);
             double[] w = new double[want.length];
             for (int i = 0; i < w.length; i++) {
                 w[i] = want[i];
             }
-            compareGemm("attention " + lq + "x" + lk + ", dim " + dim + ", " + heads + " heads, vs the CPU's",
+            compareGemm("attention " + lq + "x" + lk + ", dim " + dim + ", " + heads + " heads, scores of "
+                    + Math.min(lq, scoresBytes / (4L * heads * lk)) + " queries at a time, vs the CPU's",
                     gpu.download(out, lq * dim), w);
         }
     }
