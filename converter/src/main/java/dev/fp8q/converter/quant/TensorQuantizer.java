@@ -57,7 +57,8 @@ public final class TensorQuantizer {
         if (scaling.granularity() != Scaling.Granularity.TENSOR) {
             return new GridQuantizer(pool, kernel).quantize(name, src, dtype, shape, scaling, sink);
         }
-        return dtype == DType.F32 ? f32(name, src, scaling, sink) : sixteenBit(name, src, dtype, scaling, sink);
+        return dtype == DType.F32 || KERNEL_16 ? viaKernel(name, src, dtype, scaling, sink)
+                : sixteenBit(name, src, dtype, scaling, sink);
     }
 
     private QuantResult sixteenBit(String name, MemorySegment src, DType dtype, Scaling scaling, Sink sink)
@@ -70,7 +71,7 @@ public final class TensorQuantizer {
                 h[src.getAtIndex(Elements.SHORT, i) & 0xFFFF]++;
             }
             return h;
-        }).reduce(new long[65536], TensorQuantizer::add));
+        }).reduce(TensorQuantizer::add).orElseGet(() -> new long[65536])); // no shared identity: add works in place
         int infExp = dtype == DType.BF16 ? 0x7F80 : 0x7C00;
         long bad = 0;
         int maxMag = 0;
@@ -126,17 +127,28 @@ public final class TensorQuantizer {
         return a;
     }
 
-    /** F32: the arithmetic kernel, a pass for the largest magnitude and one that encodes and sums figures. */
-    private QuantResult f32(String name, MemorySegment src, Scaling scaling, Sink sink) throws Exception {
-        DType dtype = DType.F32;
-        long n = src.byteSize() / 4;
+    /**
+     * Whether 16-bit tensors take the kernel too (fp8q.kernel16=vector|table; auto: on 8 or more cores, where
+     * the vector kernel's JIT warm-up is paid by spare cores). Same bytes either way; the figures' float64 sums
+     * run in another order, so they can differ in the last digits.
+     */
+    static final boolean KERNEL_16 = switch (System.getProperty("fp8q.kernel16", "auto")) {
+        case "vector" -> true;
+        case "table" -> false;
+        default -> Runtime.getRuntime().availableProcessors() >= 8;
+    };
+
+    /** The arithmetic kernel: a pass for the largest magnitude and one that encodes and sums figures. */
+    private QuantResult viaKernel(String name, MemorySegment src, DType dtype, Scaling scaling, Sink sink)
+            throws Exception {
+        long n = src.byteSize() * 8 / dtype.bits();
         int maxBits = ChunkBuffers.inPool(pool, () -> IntStream.range(0, chunks(n)).parallel()
                 .map(c -> kernel.maxMagnitudeBits(src, dtype, (long) c * CHUNK, Math.min(n, (long) (c + 1) * CHUNK)))
                 .max().orElse(0));
         if (maxBits >= QuantKernel.nonFiniteBits(dtype)) {
             throw new NonFiniteException(name, Amax.of(src, dtype).nonFinite());
         }
-        float amax = Float.intBitsToFloat(maxBits);
+        float amax = dtype == DType.F32 ? Float.intBitsToFloat(maxBits) : Elements.halfToFloat(dtype, maxBits);
         float scale = scaling.scaleOf(amax);
         ChunkStats[] stats = new ChunkStats[chunks(n)];
         ChunkBuffers.forEachChunk(pool, n, CHUNK, 1, (from, to, out) -> {
