@@ -11,10 +11,11 @@ import java.util.concurrent.ForkJoinPool;
 import java.util.stream.IntStream;
 
 /**
- * E4M3 quantization of a mapped BF16/F16/F32 tensor, in parallel chunks. 16-bit sources go
- * through a histogram of the 65536 bit patterns (amax, NaN/Inf count and the error figures follow exactly
+ * E4M3 quantization of a mapped BF16/F16/F32 tensor, in parallel chunks. On fewer than 8 cores 16-bit sources
+ * go through a histogram of the 65536 bit patterns (amax, NaN/Inf count and the error figures follow exactly
  * from it) and the 64 KiB encode table: two cheap scalar passes that run at full speed from the first
- * tensor. F32 goes through a {@link QuantKernel}, and so do channel and block scaling ({@link GridQuantizer}). See docs/BENCHMARKS.md for the figures behind the choice.
+ * tensor. F32, 16-bit sources on 8 or more cores, and channel and block scaling ({@link GridQuantizer}) go
+ * through a {@link QuantKernel}. See docs/BENCHMARKS.md for the figures behind the choice.
  */
 public final class TensorQuantizer {
 
@@ -29,14 +30,21 @@ public final class TensorQuantizer {
 
     private final ForkJoinPool pool;
     private final QuantKernel kernel;
+    private final boolean kernel16;
 
     public TensorQuantizer(ForkJoinPool pool) {
         this(pool, QuantKernel.best());
     }
 
     public TensorQuantizer(ForkJoinPool pool, QuantKernel kernel) {
+        this(pool, kernel, KERNEL_16);
+    }
+
+    /** kernel16: 16-bit tensors through the kernel too, instead of the histogram and table. */
+    TensorQuantizer(ForkJoinPool pool, QuantKernel kernel, boolean kernel16) {
         this.pool = pool;
         this.kernel = kernel;
+        this.kernel16 = kernel16;
     }
 
     static int chunks(long n) {
@@ -57,7 +65,7 @@ public final class TensorQuantizer {
         if (scaling.granularity() != Scaling.Granularity.TENSOR) {
             return new GridQuantizer(pool, kernel).quantize(name, src, dtype, shape, scaling, sink);
         }
-        return dtype == DType.F32 || KERNEL_16 ? viaKernel(name, src, dtype, scaling, sink)
+        return dtype == DType.F32 || kernel16 ? viaKernel(name, src, dtype, scaling, sink)
                 : sixteenBit(name, src, dtype, scaling, sink);
     }
 
