@@ -50,7 +50,7 @@ public final class CudaLinears implements AutoCloseable {
     public float[] apply(Way way, String base, float[] x, int rows) throws FormatException {
         String weight = base + ".weight";
         boolean quantized = way != Way.REFERENCE && fp8.isFp8(weight);
-        Checkpoint.Tensor w = way == Way.REFERENCE ? source.tensor(weight).orElseThrow() : fp8.require(weight);
+        Checkpoint.Tensor w = way == Way.REFERENCE ? sourceTensor(weight) : fp8.require(weight);
         int out = (int) w.entry().dim(0);
         int in = (int) (w.entry().numel() / out);
         if ((long) rows * in != x.length) {
@@ -62,13 +62,13 @@ public final class CudaLinears implements AutoCloseable {
         String biasName = base + ".bias";
         boolean hasBias = way == Way.REFERENCE ? source.tensor(biasName).isPresent() : fp8.tensor(biasName).isPresent();
         DeviceBuffer b = !hasBias ? null : cached(way == Way.REFERENCE ? "ref:" + biasName : biasName,
-                () -> gpu.upload(way == Way.REFERENCE ? TensorValues.of(source.tensor(biasName).orElseThrow())
+                () -> gpu.upload(way == Way.REFERENCE ? TensorValues.of(sourceTensor(biasName))
                         : fp8.values(biasName)));
         try (DeviceBuffer xd = gpu.upload(x); DeviceBuffer y = gpu.alloc((long) rows * out * 4)) {
             if (!quantized) {
                 try (DeviceBuffer xb = bf16(xd, x.length)) {
-                    k.gemmTensorCores(false, xb, bf16Weight((way == Way.REFERENCE ? "ref:" : "hp:") + weight, w), y, rows, out, in, 1f, null,
-                            null, b);
+                    DeviceBuffer wb = bf16Weight((way == Way.REFERENCE ? "ref:" : "hp:") + weight, w);
+                    k.gemmTensorCores(false, xb, wb, y, rows, out, in, 1f, null, null, b);
                 }
                 return gpu.download(y, rows * out);
             }
@@ -124,6 +124,11 @@ public final class CudaLinears implements AutoCloseable {
             k.attention(qd, queries, kd, vd, keys, dim, heads, out);
             return gpu.download(out, queries * dim);
         }
+    }
+
+    private Checkpoint.Tensor sourceTensor(String name) throws FormatException {
+        return source.tensor(name).orElseThrow(() -> new FormatException(FormatException.Rule.TENSOR_NOT_FOUND,
+                source.root(), name, "not in the source checkpoint"));
     }
 
     /** The FP8 weight's codes on the device, copied from the mapped file once per block. */
