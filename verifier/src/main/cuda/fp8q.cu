@@ -323,3 +323,104 @@ extern "C" __global__ void softmax_rows(float* __restrict__ s, int cols, float s
     float inv = 1.0f / block_reduce(sum, false);
     for (int j = threadIdx.x; j < cols; j += blockDim.x) row[j] *= inv;
 }
+
+// ---------------------------------------------------------------- the block's elementwise ops
+// The CPU's Ops in the same order of float operations; _rn intrinsics keep nvcc from fusing them into FMAs.
+// Row sums in float64 as the CPU's.
+
+__device__ __forceinline__ double block_sum_d(double v) {
+    __shared__ double part[32];
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = v;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.0;
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (threadIdx.x == 0) part[0] = v;
+    }
+    __syncthreads();
+    return part[0];
+}
+
+// LayerNorm of each row (one CTA per row), biased variance; w and b null for no affine.
+extern "C" __global__ void layer_norm_rows(const float* __restrict__ x, float* __restrict__ out, int dim, float eps,
+        const float* __restrict__ w, const float* __restrict__ b) {
+    const float* r = x + (long long) blockIdx.x * dim;
+    float* o = out + (long long) blockIdx.x * dim;
+    double s = 0.0;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) s += r[i];
+    float mean = (float) (block_sum_d(s) / dim);
+    double sq = 0.0;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        double d = __fsub_rn(r[i], mean);
+        sq += d * d;
+    }
+    float inv = (float) (1.0 / sqrt(block_sum_d(sq) / dim + (double) eps));
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = __fmul_rn(__fsub_rn(r[i], mean), inv);
+        if (w) v = __fadd_rn(__fmul_rn(v, w[i]), b[i]);
+        o[i] = v;
+    }
+}
+
+// Wan's RMSNorm over each whole row, in place: x * rsqrt(mean(x^2) + eps) * w.
+extern "C" __global__ void rms_norm_rows(float* __restrict__ x, int dim, float eps, const float* __restrict__ w) {
+    float* r = x + (long long) blockIdx.x * dim;
+    double sq = 0.0;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) sq += (double) r[i] * r[i];
+    float inv = (float) (1.0 / sqrt(block_sum_d(sq) / dim + (double) eps));
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) r[i] = __fmul_rn(__fmul_rn(r[i], inv), w[i]);
+}
+
+// h = h * (1 + scale) + shift; scale and shift are [dim], or [tokens, dim] when perToken.
+extern "C" __global__ void modulate(float* __restrict__ h, long long n, int dim, const float* __restrict__ scale,
+        const float* __restrict__ shift, int perToken) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        long long e = perToken ? i : i % dim;
+        h[i] = __fadd_rn(__fmul_rn(h[i], __fadd_rn(1.0f, scale[e])), shift[e]);
+    }
+}
+
+// x += y * gate, the gate as modulate's scale; gate null: x += y.
+extern "C" __global__ void gated_add(float* __restrict__ x, const float* __restrict__ y, long long n, int dim,
+        const float* __restrict__ gate, int perToken) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        float v = gate ? __fmul_rn(y[i], gate[perToken ? i : i % dim]) : y[i];
+        x[i] = __fadd_rn(x[i], v);
+    }
+}
+
+// GELU, tanh approximation, in place.
+extern "C" __global__ void gelu_tanh(float* __restrict__ x, long long n) {
+    const float c = 0.7978845608028654f;
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        float v = x[i];
+        float inner = __fmul_rn(c, __fadd_rn(v, __fmul_rn(__fmul_rn(__fmul_rn(0.044715f, v), v), v)));
+        x[i] = __fmul_rn(__fmul_rn(0.5f, v), __fadd_rn(1.0f, (float) tanh((double) inner)));
+    }
+}
+
+// Wan's 3D RoPE in place on x [F*H*W, heads * headDim]: pair j of a head rotates by pos[part] * 10000^(-2k / width)
+// with parts (frames, height, width) of widths w0, w1, w2 (k counts pairs inside the part); float64 like the CPU.
+extern "C" __global__ void rope3d(float* __restrict__ x, int tokens, int height, int width, int dim, int headDim,
+        int w0, int w1, int w2) {
+    int pairs = headDim / 2;
+    long long total = (long long) tokens * (dim / 2);
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < total; i += (long long) gridDim.x * blockDim.x) {
+        int t = (int) (i / (dim / 2));
+        int p = (int) (i % (dim / 2));
+        int j = p % pairs;
+        int part, k, w;
+        if (j < w0 / 2) { part = 0; k = j; w = w0; }
+        else if (j < w0 / 2 + w1 / 2) { part = 1; k = j - w0 / 2; w = w1; }
+        else { part = 2; k = j - w0 / 2 - w1 / 2; w = w2; }
+        int pos = part == 0 ? t / (height * width) : part == 1 ? (t / width) % height : t % width;
+        double angle = pos * pow(10000.0, -(2.0 * k) / w);
+        double c = cos(angle), s = sin(angle);
+        float* e = x + (long long) t * dim + 2 * p;
+        double re = e[0], im = e[1];
+        e[0] = (float) (re * c - im * s);
+        e[1] = (float) (re * s + im * c);
+    }
+}

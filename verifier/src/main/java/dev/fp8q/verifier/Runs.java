@@ -3,6 +3,7 @@ package dev.fp8q.verifier;
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.FormatException;
+import dev.fp8q.verifier.cuda.CudaBlockMath;
 import dev.fp8q.verifier.cuda.CudaDevice;
 import dev.fp8q.verifier.cuda.CudaKernels;
 import dev.fp8q.verifier.cuda.CudaLinears;
@@ -11,6 +12,8 @@ import dev.fp8q.verifier.run.Fp8Weights;
 import dev.fp8q.verifier.run.ProbedWeights;
 import dev.fp8q.verifier.run.ReferenceWeights;
 import dev.fp8q.verifier.run.RunWeights;
+import dev.fp8q.verifier.wan.WanBlock;
+import dev.fp8q.verifier.wan.WanInputs;
 import dev.fp8q.verifier.weights.Fp8Checkpoint;
 import dev.fp8q.verifier.weights.ScaleGrid;
 import java.util.List;
@@ -20,20 +23,21 @@ import java.util.List;
  * w8a8Simulated and gpu are null on the CPU, where W8A8 itself is the float32 simulation.
  */
 record Runs(RunWeights reference, RunWeights weightOnly, RunWeights w8a8, RunWeights w8a8Simulated,
-        ProbedWeights.Prober prober, CudaLinears gpu) implements AutoCloseable {
+        ProbedWeights.Prober prober, CudaLinears gpu, CudaBlockMath gpuMath) implements AutoCloseable {
 
-    static Runs of(CudaDevice device, Checkpoint source, Fp8Checkpoint fp8, List<String> notes) throws FormatException {
+    static Runs of(CudaDevice device, Checkpoint source, Fp8Checkpoint fp8, int headDim, List<String> notes)
+            throws FormatException {
         ReferenceWeights reference = new ReferenceWeights(source);
         Fp8Weights weightOnly = new Fp8Weights(fp8, false);
         Fp8Weights w8a8 = new Fp8Weights(fp8, true);
         ProbedWeights.Prober cpu = ProbedWeights.cpu(weightOnly);
         if (device == null) {
-            return new Runs(reference, weightOnly, w8a8, null, cpu, null);
+            return new Runs(reference, weightOnly, w8a8, null, cpu, null, null);
         }
         CudaLinears linears = new CudaLinears(new CudaKernels(device), source, fp8);
         notes.add("on " + device.describe() + ": Linears of the reference and weight-only runs on BF16 tensor cores "
                 + "(activations rounded to BF16), W8A8 on FP8 tensor cores, w8a8_simulated the same W8A8 in float32 "
-                + "on CUDA cores (what the CPU computes), attention in float32; norms, modulation, RoPE and GELU on the CPU");
+                + "on CUDA cores (what the CPU computes), attention and the elementwise ops in float32: the whole block on the GPU");
         if (fp8.fp8Names().stream().anyMatch(n -> source.tensor(n).map(t -> t.entry().dtype() != DType.BF16).orElse(false))) {
             notes.add("the source is not BF16: the GPU's reference rounds its weights to BF16");
         }
@@ -51,7 +55,13 @@ record Runs(RunWeights reference, RunWeights weightOnly, RunWeights w8a8, RunWei
         return new Runs(new CudaRunWeights(reference, linears, CudaLinears.Way.REFERENCE),
                 new CudaRunWeights(weightOnly, linears, CudaLinears.Way.WEIGHT_ONLY),
                 new CudaRunWeights(w8a8, linears, CudaLinears.Way.W8A8),
-                new CudaRunWeights(w8a8, linears, CudaLinears.Way.W8A8_SIMULATED), prober, linears);
+                new CudaRunWeights(w8a8, linears, CudaLinears.Way.W8A8_SIMULATED), prober, linears,
+                new CudaBlockMath(linears.kernels(), headDim));
+    }
+
+    /** One run of the block: on the GPU when there is one, else the CPU. */
+    float[] forward(WanBlock block, int b, WanInputs in, RunWeights w) throws FormatException {
+        return gpuMath == null ? block.forward(b, in, w) : block.forward(b, in, w, gpuMath);
     }
 
     /** Frees the GPU's copies of this block's weights. */

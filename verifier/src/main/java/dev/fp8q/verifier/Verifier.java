@@ -209,23 +209,23 @@ public final class Verifier {
 
         t0 = System.nanoTime();
         WanBlock block = new WanBlock(naming, dim, HEAD_DIM);
-        try (Runs runs = Runs.of(gpu, source, fp8, notes)) {
+        try (Runs runs = Runs.of(gpu, source, fp8, HEAD_DIM, notes)) {
             for (int b : blocks) {
                 options.log().accept(String.format("block %d: reference run (with per-layer probes)", b));
                 ProbedWeights probed = new ProbedWeights(runs.reference(), runs.prober());
-                float[] ref = block.forward(b, in, probed);
+                float[] ref = runs.forward(block, b, in, probed);
                 Set<String> probedLayers = new TreeSet<>();
                 for (ProbedWeights.Probe p : probed.drain()) {
                     probedLayers.add(p.layer() + ".weight");
                     linearChecks(name, b, p);
                 }
                 options.log().accept(String.format("block %d: weight-only run", b));
-                blockChecks(name, b, in.x(), ref, block.forward(b, in, runs.weightOnly()), "weight_only");
+                blockChecks(name, b, in.x(), ref, runs.forward(block, b, in, runs.weightOnly()), "weight_only");
                 options.log().accept(String.format("block %d: W8A8 run", b));
-                blockChecks(name, b, in.x(), ref, block.forward(b, in, runs.w8a8()), "w8a8");
+                blockChecks(name, b, in.x(), ref, runs.forward(block, b, in, runs.w8a8()), "w8a8");
                 if (runs.w8a8Simulated() != null) {
                     options.log().accept(String.format("block %d: W8A8 float32 simulation run", b));
-                    blockChecks(name, b, in.x(), ref, block.forward(b, in, runs.w8a8Simulated()), "w8a8_simulated");
+                    blockChecks(name, b, in.x(), ref, runs.forward(block, b, in, runs.w8a8Simulated()), "w8a8_simulated");
                 }
                 for (String n : sampled) {
                     Matcher m = BLOCK.matcher(n);
@@ -259,7 +259,7 @@ public final class Verifier {
         notes.add("not a Wan DiT: each sampled Linear checked on its own with N(0,1) inputs of "
                 + options.linearRows() + " rows (" + picked.size() + " of " + linears.size() + " FP8 Linears)");
         long t0 = System.nanoTime();
-        try (Runs runs = Runs.of(gpu, source, fp8, notes)) {
+        try (Runs runs = Runs.of(gpu, source, fp8, HEAD_DIM, notes)) {
             for (String n : picked) {
                 singleLinear(name, null, n, runs, source);
                 runs.endBlock();

@@ -11,7 +11,7 @@ public final class CudaKernels {
     /** Every kernel this class launches (the PTX must define each). */
     public static final java.util.List<String> KERNELS = java.util.List.of("amax_f32", "scale_from_amax",
             "quantize_f32_e4m3", "f32_to_bf16", "e4m3_to_bf16", "e4m3_to_f32", "gemm_bf16_tc", "gemm_e4m3_tc", "gemm_f32",
-            "softmax_rows");
+            "softmax_rows", "layer_norm_rows", "rms_norm_rows", "modulate", "gated_add", "gelu_tanh", "rope3d");
 
     private static final int THREADS = 256;
     private static final int TC_TILE = 128;
@@ -126,6 +126,40 @@ public final class CudaKernels {
 
     /** Most bytes of attention scores held at once. */
     static final long SCORES = 1L << 30;
+
+    /** out = LayerNorm of each row of x [rows, dim]; weight and bias null for none. */
+    public void layerNorm(DeviceBuffer x, DeviceBuffer out, int rows, int dim, float eps, DeviceBuffer weight,
+            DeviceBuffer bias) {
+        gpu.launch("layer_norm_rows", rows, 1, 1, THREADS, new Args().buf(x).buf(out).i(dim).f(eps).buf(weight).buf(bias));
+    }
+
+    /** In place. */
+    public void rmsNorm(DeviceBuffer x, int rows, int dim, float eps, DeviceBuffer weight) {
+        gpu.launch("rms_norm_rows", rows, 1, 1, THREADS, new Args().buf(x).i(dim).f(eps).buf(weight));
+    }
+
+    /** In place: h * (1 + scale) + shift, scale and shift [dim] or [rows, dim] (perToken). */
+    public void modulate(DeviceBuffer h, long n, int dim, DeviceBuffer scale, DeviceBuffer shift, boolean perToken) {
+        gpu.launch("modulate", grid(n), 1, 1, THREADS, new Args().buf(h).l(n).i(dim).buf(scale).buf(shift)
+                .i(perToken ? 1 : 0));
+    }
+
+    /** In place: x += y * gate (gate null: x += y). */
+    public void gatedAdd(DeviceBuffer x, DeviceBuffer y, long n, int dim, DeviceBuffer gate, boolean perToken) {
+        gpu.launch("gated_add", grid(n), 1, 1, THREADS, new Args().buf(x).buf(y).l(n).i(dim).buf(gate)
+                .i(perToken ? 1 : 0));
+    }
+
+    public void geluTanh(DeviceBuffer x, long n) {
+        gpu.launch("gelu_tanh", grid(n), 1, 1, THREADS, new Args().buf(x).l(n));
+    }
+
+    /** In place: Wan's 3D RoPE on [tokens, dim] with part widths w (head_dim = their sum). */
+    public void rope(DeviceBuffer x, int tokens, int height, int width, int dim, int[] w) {
+        int headDim = w[0] + w[1] + w[2];
+        gpu.launch("rope3d", grid((long) tokens * dim / 2), 1, 1, THREADS, new Args().buf(x).i(tokens).i(height)
+                .i(width).i(dim).i(headDim).i(w[0]).i(w[1]).i(w[2]));
+    }
 
     private static int ceil(int v, int tile) {
         return (v + tile - 1) / tile;

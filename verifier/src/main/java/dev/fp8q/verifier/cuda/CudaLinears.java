@@ -32,6 +32,14 @@ public final class CudaLinears implements AutoCloseable {
         this.fp8 = fp8;
     }
 
+    public CudaDevice device() {
+        return k.device();
+    }
+
+    public CudaKernels kernels() {
+        return k;
+    }
+
     /**
      * True when the GPU computes this Linear: rows of 16 bytes for the tensor cores and, for an FP8 weight,
      * per-tensor or per-channel scales (block scales need the scale inside the K loop: those stay on the CPU).
@@ -48,14 +56,23 @@ public final class CudaLinears implements AutoCloseable {
 
     /** y = x Wᵀ + b, x [rows, in], the given way. */
     public float[] apply(Way way, String base, float[] x, int rows) throws FormatException {
+        CudaDevice gpu = k.device();
+        try (DeviceBuffer xd = gpu.upload(x); DeviceBuffer y = apply(way, base, xd, rows)) {
+            return gpu.download(y, (int) (y.bytes() / 4));
+        }
+    }
+
+    /** The same on an input already on the device; the caller closes the result. */
+    public DeviceBuffer apply(Way way, String base, DeviceBuffer xd, int rows) throws FormatException {
         String weight = base + ".weight";
         boolean quantized = way != Way.REFERENCE && fp8.isFp8(weight);
         Checkpoint.Tensor w = way == Way.REFERENCE ? sourceTensor(weight) : fp8.require(weight);
         int out = (int) w.entry().dim(0);
         int in = (int) (w.entry().numel() / out);
-        if ((long) rows * in != x.length) {
-            throw new IllegalArgumentException("linear " + base + ": input of " + x.length + " values is not " + rows
-                    + " rows of " + in);
+        long n = (long) rows * in;
+        if (n * 4 != xd.bytes()) {
+            throw new IllegalArgumentException("linear " + base + ": input of " + xd.bytes() / 4 + " values is not "
+                    + rows + " rows of " + in);
         }
         CudaDevice gpu = k.device();
         Linear.count(2L * rows * in * out);
@@ -64,13 +81,14 @@ public final class CudaLinears implements AutoCloseable {
         DeviceBuffer b = !hasBias ? null : cached(way == Way.REFERENCE ? "ref:" + biasName : biasName,
                 () -> gpu.upload(way == Way.REFERENCE ? TensorValues.of(sourceTensor(biasName))
                         : fp8.values(biasName)));
-        try (DeviceBuffer xd = gpu.upload(x); DeviceBuffer y = gpu.alloc((long) rows * out * 4)) {
+        DeviceBuffer y = gpu.alloc((long) rows * out * 4);
+        try {
             if (!quantized) {
-                try (DeviceBuffer xb = bf16(xd, x.length)) {
+                try (DeviceBuffer xb = bf16(xd, n)) {
                     DeviceBuffer wb = bf16Weight((way == Way.REFERENCE ? "ref:" : "hp:") + weight, w);
                     k.gemmTensorCores(false, xb, wb, y, rows, out, in, 1f, null, null, b);
                 }
-                return gpu.download(y, rows * out);
+                return y;
             }
             ScaleGrid grid = fp8.scales(weight);
             boolean perChannel = grid.granularity() == ScaleGrid.Granularity.CHANNEL;
@@ -83,14 +101,14 @@ public final class CudaLinears implements AutoCloseable {
                         k.e4m3ToBf16(codes(weight, w), w.entry().numel(), o);
                         return o;
                     });
-                    try (DeviceBuffer xb = bf16(xd, x.length)) {
+                    try (DeviceBuffer xb = bf16(xd, n)) {
                         k.gemmTensorCores(false, xb, wb, y, rows, out, in, alpha, null, colScale, b);
                     }
                 }
                 case W8A8 -> {
                     DeviceBuffer codes = codes(weight, w);
-                    try (DeviceBuffer xs = k.activationScale(xd, x.length); DeviceBuffer xq = gpu.alloc(x.length)) {
-                        k.quantize(xd, x.length, xs, xq);
+                    try (DeviceBuffer xs = k.activationScale(xd, n); DeviceBuffer xq = gpu.alloc(n)) {
+                        k.quantize(xd, n, xs, xq);
                         k.gemmTensorCores(true, xq, codes, y, rows, out, in, alpha, xs, colScale, b);
                     }
                 }
@@ -102,16 +120,19 @@ public final class CudaLinears implements AutoCloseable {
                             return o;
                         }
                     });
-                    try (DeviceBuffer xs = k.activationScale(xd, x.length); DeviceBuffer xq = gpu.alloc(x.length);
-                            DeviceBuffer xf = gpu.alloc(x.length * 4L)) {
-                        k.quantize(xd, x.length, xs, xq);
-                        k.e4m3ToF32(xq, x.length, x.length, xs, false, xf);
+                    try (DeviceBuffer xs = k.activationScale(xd, n); DeviceBuffer xq = gpu.alloc(n);
+                            DeviceBuffer xf = gpu.alloc(n * 4L)) {
+                        k.quantize(xd, n, xs, xq);
+                        k.e4m3ToF32(xq, n, n, xs, false, xf);
                         k.gemmF32(xf, wf, y, rows, out, in, 1f, null, null, b);
                     }
                 }
                 default -> throw new IllegalStateException(way.name());
             }
-            return gpu.download(y, rows * out);
+            return y;
+        } catch (RuntimeException | FormatException e) {
+            y.close();
+            throw e;
         }
     }
 

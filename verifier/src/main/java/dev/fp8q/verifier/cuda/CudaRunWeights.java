@@ -37,6 +37,15 @@ public final class CudaRunWeights implements RunWeights {
         return gpu.apply(way, base, x, rows);
     }
 
+    /** The same Linear on an input on the device; the caller closes the result. */
+    public DeviceBuffer linear(String base, DeviceBuffer x, int rows) throws FormatException {
+        if (!gpu.supports(base)) {
+            CudaDevice d = gpu.device();
+            return d.upload(cpu.linear(base, d.download(x, (int) (x.bytes() / 4)), rows));
+        }
+        return gpu.apply(way, base, x, rows);
+    }
+
     @Override
     public float[] attend(float[] q, int queries, float[] k, float[] v, int keys, int dim, int heads) {
         return gpu.attend(q, queries, k, v, keys, dim, heads);

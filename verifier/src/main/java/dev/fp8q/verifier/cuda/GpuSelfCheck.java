@@ -4,6 +4,7 @@ import dev.fp8q.formats.codec.E4M3;
 import dev.fp8q.formats.codec.Elements;
 import dev.fp8q.verifier.math.Attention;
 import dev.fp8q.verifier.math.Mat;
+import dev.fp8q.verifier.wan.CpuBlockMath;
 import dev.fp8q.verifier.weights.ActivationQuantizer;
 import java.util.ArrayList;
 import java.util.List;
@@ -24,6 +25,8 @@ public final class GpuSelfCheck {
      * 14 on Hopper), so long sums drift more.
      */
     public static final double FP8_GEMM_TOLERANCE = 2e-3;
+    /** Elementwise ops do the CPU's float operations in its order; row sums and tanh/cos/pow may differ in an ulp. */
+    public static final double ELEMENTWISE_TOLERANCE = 1e-6;
 
     private final CudaKernels k;
     private final CudaDevice gpu;
@@ -47,6 +50,7 @@ public final class GpuSelfCheck {
         c.attention(100, 77, 256, 2, CudaKernels.SCORES);
         c.attention(64, 512, 384, 3, CudaKernels.SCORES);
         c.attention(1000, 40, 256, 2, 64 * 40 * 2 * 4 + 4); // scores of 64 queries at a time: 16 chunks, the last short
+        c.elementwise(2, 3, 5, 256, 128);
         return List.copyOf(c.failures);
     }
 
@@ -256,6 +260,60 @@ public final class GpuSelfCheck {
                     + Math.min(lq, scoresBytes / (4L * heads * lk)) + " queries at a time, vs the CPU's",
                     gpu.download(out, lq * dim), w);
         }
+    }
+
+    /** The block's elementwise ops against {@link CpuBlockMath} on a frames x height x width token grid. */
+    private void elementwise(int frames, int height, int width, int dim, int headDim) {
+        int rows = frames * height * width;
+        SplittableRandom r = new SplittableRandom(11);
+        float[] x = new float[rows * dim];
+        float[] y = new float[rows * dim];
+        float[] perToken = new float[rows * dim];
+        float[] vec = new float[dim];
+        float[] vec2 = new float[dim];
+        for (float[] t : new float[][] {x, y, perToken, vec, vec2}) {
+            for (int i = 0; i < t.length; i++) {
+                t[i] = (float) (r.nextGaussian() * 1.5 + 0.3);
+            }
+        }
+        CpuBlockMath cpu = new CpuBlockMath(headDim);
+        try (CudaBlockMath g = new CudaBlockMath(k, headDim)) {
+            compareOp("layer_norm", g.output(g.layerNorm(g.input(x), rows, dim, 1e-6f, null, null)),
+                    cpu.layerNorm(x, rows, dim, 1e-6f, null, null));
+            compareOp("layer_norm affine", g.output(g.layerNorm(g.input(x), rows, dim, 1e-6f, vec, vec2)),
+                    cpu.layerNorm(x, rows, dim, 1e-6f, vec, vec2));
+            for (boolean pt : new boolean[] {false, true}) {
+                DeviceBuffer h = g.input(x);
+                float[] hc = x.clone();
+                g.modulate(h, rows, dim, pt ? perToken : vec, pt ? y : vec2, pt);
+                cpu.modulate(hc, rows, dim, pt ? perToken : vec, pt ? y : vec2, pt);
+                compareOp("modulate" + (pt ? " per token" : ""), g.output(h), hc);
+                g.gatedAdd(h, g.input(y), rows, dim, pt ? perToken : vec, pt);
+                cpu.gatedAdd(hc, y, rows, dim, pt ? perToken : vec, pt);
+                compareOp("gated add" + (pt ? " per token" : ""), g.output(h), hc);
+            }
+            DeviceBuffer h = g.input(x);
+            float[] hc = x.clone();
+            g.gatedAdd(h, g.input(y), rows, dim, null, false);
+            cpu.gatedAdd(hc, y, rows, dim, null, false);
+            g.rmsNorm(h, rows, dim, 1e-6f, vec);
+            cpu.rmsNorm(hc, rows, dim, 1e-6f, vec);
+            compareOp("add, rms_norm", g.output(h), hc);
+            g.rope(h, frames, height, width, dim);
+            cpu.rope(hc, frames, height, width, dim);
+            compareOp("rope", g.output(h), hc);
+            g.geluTanh(h);
+            cpu.geluTanh(hc);
+            compareOp("gelu_tanh", g.output(h), hc);
+        }
+    }
+
+    private void compareOp(String what, float[] got, float[] want) {
+        double[] w = new double[want.length];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = want[i];
+        }
+        compareGemm(what + " vs the CPU's", got, w, ELEMENTWISE_TOLERANCE);
     }
 
     private static float[] roundBf16(float[] x) {

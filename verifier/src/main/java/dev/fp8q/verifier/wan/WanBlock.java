@@ -1,8 +1,6 @@
 package dev.fp8q.verifier.wan;
 
 import dev.fp8q.formats.FormatException;
-import dev.fp8q.verifier.math.Ops;
-import dev.fp8q.verifier.math.Rope;
 import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.wan.WanNaming.Param;
 
@@ -23,7 +21,6 @@ public final class WanBlock {
     private final WanNaming naming;
     private final int dim;
     private final int headDim;
-    private final Rope rope;
 
     public WanBlock(WanNaming naming, int dim, int headDim) {
         if (dim % headDim != 0) {
@@ -32,34 +29,36 @@ public final class WanBlock {
         this.naming = naming;
         this.dim = dim;
         this.headDim = headDim;
-        this.rope = new Rope(headDim);
     }
 
-    /** The block's output for one run's weights; the inputs are not modified. */
+    /** The block's output for one run's weights, in float32 on the CPU; the inputs are not modified. */
     public float[] forward(int block, WanInputs in, RunWeights w) throws FormatException {
-        int tokens = in.tokens();
-        float[][] e = modulation(block, in, w);
-        float[] x = in.x().clone();
+        return forward(block, in, w, new CpuBlockMath(headDim));
+    }
 
-        float[] h = Ops.layerNorm(x, tokens, dim, EPS, null, null);
-        modulate(h, tokens, e[1], e[0], in.perTokenE());
-        float[] y = selfAttention(block, h, in, w);
-        gatedAdd(x, y, tokens, e[2], in.perTokenE());
+    /** The same on the given math (the CPU's or a GPU's); what the math allocated is freed before returning. */
+    public <A> float[] forward(int block, WanInputs in, RunWeights w, BlockMath<A> m) throws FormatException {
+        try (m) {
+            int tokens = in.tokens();
+            boolean pt = in.perTokenE();
+            float[][] e = modulation(block, in, w);
+            A x = m.input(in.x());
 
-        h = Ops.layerNorm(x, tokens, dim, EPS, w.tensor(naming.weight(Param.NORM3, block)),
-                w.tensor(naming.bias(Param.NORM3, block)));
-        y = crossAttention(block, h, in, w);
-        for (int i = 0; i < x.length; i++) {
-            x[i] += y[i];
+            A h = m.layerNorm(x, tokens, dim, EPS, null, null);
+            m.modulate(h, tokens, dim, e[1], e[0], pt);
+            m.gatedAdd(x, selfAttention(block, h, in, w, m), tokens, dim, e[2], pt);
+
+            h = m.layerNorm(x, tokens, dim, EPS, w.tensor(naming.weight(Param.NORM3, block)),
+                    w.tensor(naming.bias(Param.NORM3, block)));
+            m.gatedAdd(x, crossAttention(block, h, in, w, m), tokens, dim, null, pt);
+
+            h = m.layerNorm(x, tokens, dim, EPS, null, null);
+            m.modulate(h, tokens, dim, e[4], e[3], pt);
+            A f = m.linear(w, naming.name(Param.FFN_0, block), h, tokens);
+            m.geluTanh(f);
+            m.gatedAdd(x, m.linear(w, naming.name(Param.FFN_2, block), f, tokens), tokens, dim, e[5], pt);
+            return m.output(x);
         }
-
-        h = Ops.layerNorm(x, tokens, dim, EPS, null, null);
-        modulate(h, tokens, e[4], e[3], in.perTokenE());
-        float[] f = w.linear(naming.name(Param.FFN_0, block), h, tokens);
-        Ops.geluTanh(f);
-        y = w.linear(naming.name(Param.FFN_2, block), f, tokens);
-        gatedAdd(x, y, tokens, e[5], in.perTokenE());
-        return x;
     }
 
     /** e0..e5, each [dim] or, for per-token timesteps, [tokens, dim]. */
@@ -81,47 +80,30 @@ public final class WanBlock {
         return e;
     }
 
-    private void modulate(float[] h, int tokens, float[] scale, float[] shift, boolean perToken) {
-        for (int t = 0; t < tokens; t++) {
-            int eo = perToken ? t * dim : 0;
-            for (int i = 0, o = t * dim; i < dim; i++) {
-                h[o + i] = h[o + i] * (1 + scale[eo + i]) + shift[eo + i];
-            }
-        }
-    }
-
-    private void gatedAdd(float[] x, float[] y, int tokens, float[] gate, boolean perToken) {
-        for (int t = 0; t < tokens; t++) {
-            int eo = perToken ? t * dim : 0;
-            for (int i = 0, o = t * dim; i < dim; i++) {
-                x[o + i] += y[o + i] * gate[eo + i];
-            }
-        }
-    }
-
-    private float[] selfAttention(int block, float[] h, WanInputs in, RunWeights w) throws FormatException {
+    private <A> A selfAttention(int block, A h, WanInputs in, RunWeights w, BlockMath<A> m) throws FormatException {
         int tokens = in.tokens();
-        float[] q = w.linear(naming.name(Param.SELF_Q, block), h, tokens);
-        Ops.rmsNorm(q, tokens, dim, EPS, w.tensor(naming.weight(Param.SELF_NORM_Q, block)));
-        float[] k = w.linear(naming.name(Param.SELF_K, block), h, tokens);
-        Ops.rmsNorm(k, tokens, dim, EPS, w.tensor(naming.weight(Param.SELF_NORM_K, block)));
-        float[] v = w.linear(naming.name(Param.SELF_V, block), h, tokens);
+        A q = m.linear(w, naming.name(Param.SELF_Q, block), h, tokens);
+        m.rmsNorm(q, tokens, dim, EPS, w.tensor(naming.weight(Param.SELF_NORM_Q, block)));
+        A k = m.linear(w, naming.name(Param.SELF_K, block), h, tokens);
+        m.rmsNorm(k, tokens, dim, EPS, w.tensor(naming.weight(Param.SELF_NORM_K, block)));
+        A v = m.linear(w, naming.name(Param.SELF_V, block), h, tokens);
         int[] g = in.grid();
-        rope.apply(q, g[0], g[1], g[2], dim);
-        rope.apply(k, g[0], g[1], g[2], dim);
-        float[] a = w.attend(q, tokens, k, v, tokens, dim, dim / headDim);
-        return w.linear(naming.name(Param.SELF_O, block), a, tokens);
+        m.rope(q, g[0], g[1], g[2], dim);
+        m.rope(k, g[0], g[1], g[2], dim);
+        A a = m.attend(w, q, tokens, k, v, tokens, dim, dim / headDim);
+        return m.linear(w, naming.name(Param.SELF_O, block), a, tokens);
     }
 
-    private float[] crossAttention(int block, float[] h, WanInputs in, RunWeights w) throws FormatException {
+    private <A> A crossAttention(int block, A h, WanInputs in, RunWeights w, BlockMath<A> m) throws FormatException {
         int tokens = in.tokens();
         int ctx = in.contextTokens();
-        float[] q = w.linear(naming.name(Param.CROSS_Q, block), h, tokens);
-        Ops.rmsNorm(q, tokens, dim, EPS, w.tensor(naming.weight(Param.CROSS_NORM_Q, block)));
-        float[] k = w.linear(naming.name(Param.CROSS_K, block), in.context(), ctx);
-        Ops.rmsNorm(k, ctx, dim, EPS, w.tensor(naming.weight(Param.CROSS_NORM_K, block)));
-        float[] v = w.linear(naming.name(Param.CROSS_V, block), in.context(), ctx);
-        float[] a = w.attend(q, tokens, k, v, ctx, dim, dim / headDim);
-        return w.linear(naming.name(Param.CROSS_O, block), a, tokens);
+        A q = m.linear(w, naming.name(Param.CROSS_Q, block), h, tokens);
+        m.rmsNorm(q, tokens, dim, EPS, w.tensor(naming.weight(Param.CROSS_NORM_Q, block)));
+        A c = m.input(in.context());
+        A k = m.linear(w, naming.name(Param.CROSS_K, block), c, ctx);
+        m.rmsNorm(k, ctx, dim, EPS, w.tensor(naming.weight(Param.CROSS_NORM_K, block)));
+        A v = m.linear(w, naming.name(Param.CROSS_V, block), c, ctx);
+        A a = m.attend(w, q, tokens, k, v, ctx, dim, dim / headDim);
+        return m.linear(w, naming.name(Param.CROSS_O, block), a, tokens);
     }
 }
