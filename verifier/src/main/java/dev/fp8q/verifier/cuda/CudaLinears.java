@@ -136,17 +136,6 @@ public final class CudaLinears implements AutoCloseable {
         }
     }
 
-    /** Multi-head attention on the GPU in float32 (see {@link CudaKernels#attention}). */
-    public float[] attend(float[] q, int queries, float[] kk, float[] v, int keys, int dim, int heads) {
-        CudaDevice gpu = k.device();
-        Linear.count(4L * queries * keys * dim);
-        try (DeviceBuffer qd = gpu.upload(q); DeviceBuffer kd = gpu.upload(kk); DeviceBuffer vd = gpu.upload(v);
-                DeviceBuffer out = gpu.alloc((long) queries * dim * 4)) {
-            k.attention(qd, queries, kd, vd, keys, dim, heads, out);
-            return gpu.download(out, queries * dim);
-        }
-    }
-
     private Checkpoint.Tensor sourceTensor(String name) throws FormatException {
         return source.tensor(name).orElseThrow(() -> new FormatException(FormatException.Rule.TENSOR_NOT_FOUND,
                 source.root(), name, "not in the source checkpoint"));

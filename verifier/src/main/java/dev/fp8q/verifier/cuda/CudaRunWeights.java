@@ -4,8 +4,8 @@ import dev.fp8q.formats.FormatException;
 import dev.fp8q.verifier.run.RunWeights;
 
 /**
- * A run whose Linears (one way) and attention go to the GPU; tensors, the elementwise ops and the Linears the GPU
- * does not take stay with the CPU run.
+ * A run whose Linears go to the GPU one way (on host or device inputs); tensors, and the Linears the GPU does not
+ * take, come from the CPU run. {@link CudaBlockMath} runs the rest of the block on the GPU.
  */
 public final class CudaRunWeights implements RunWeights {
 
@@ -44,10 +44,5 @@ public final class CudaRunWeights implements RunWeights {
             return d.upload(cpu.linear(base, d.download(x, (int) (x.bytes() / 4)), rows));
         }
         return gpu.apply(way, base, x, rows);
-    }
-
-    @Override
-    public float[] attend(float[] q, int queries, float[] k, float[] v, int keys, int dim, int heads) {
-        return gpu.attend(q, queries, k, v, keys, dim, heads);
     }
 }
