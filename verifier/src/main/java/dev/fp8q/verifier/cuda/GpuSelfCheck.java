@@ -6,6 +6,7 @@ import dev.fp8q.verifier.math.Attention;
 import dev.fp8q.verifier.math.Mat;
 import dev.fp8q.verifier.wan.CpuBlockMath;
 import dev.fp8q.verifier.weights.ActivationQuantizer;
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -147,9 +148,8 @@ public final class GpuSelfCheck {
             all[c] = (byte) c;
         }
         float[] rowScales = {0.5f, 3.0e-3f, 7.25f, 1f};
-        try (DeviceBuffer codes = gpu.alloc(256); DeviceBuffer bf = gpu.alloc(512); DeviceBuffer f = gpu.alloc(1024);
-                DeviceBuffer s = gpu.upload(rowScales)) {
-            jcuda.driver.JCudaDriver.cuMemcpyHtoD(codes.ptr(), jcuda.Pointer.to(all), 256);
+        try (DeviceBuffer codes = gpu.upload(MemorySegment.ofArray(all)); DeviceBuffer bf = gpu.alloc(512);
+                DeviceBuffer f = gpu.alloc(1024); DeviceBuffer s = gpu.upload(rowScales)) {
             k.e4m3ToBf16(codes, 256, bf);
             byte[] raw = gpu.downloadBytes(bf, 512);
             k.e4m3ToF32(codes, 256, 64, s, true, f);
@@ -252,13 +252,9 @@ public final class GpuSelfCheck {
         try (DeviceBuffer qd = gpu.upload(q); DeviceBuffer kd = gpu.upload(kk); DeviceBuffer vd = gpu.upload(v);
                 DeviceBuffer out = gpu.alloc((long) lq * dim * 4)) {
             k.attention(qd, lq, kd, vd, lk, dim, heads, out, scoresBytes);
-            double[] w = new double[want.length];
-            for (int i = 0; i < w.length; i++) {
-                w[i] = want[i];
-            }
-            compareGemm("attention " + lq + "x" + lk + ", dim " + dim + ", " + heads + " heads, scores of "
-                    + Math.min(lq, scoresBytes / (4L * heads * lk)) + " queries at a time, vs the CPU's",
-                    gpu.download(out, lq * dim), w);
+            compareWithCpu("attention " + lq + "x" + lk + ", dim " + dim + ", " + heads + " heads, scores of "
+                    + Math.min(lq, scoresBytes / (4L * heads * lk)) + " queries at a time",
+                    gpu.download(out, lq * dim), want, GEMM_TOLERANCE);
         }
     }
 
@@ -309,11 +305,16 @@ public final class GpuSelfCheck {
     }
 
     private void compareOp(String what, float[] got, float[] want) {
+        compareWithCpu(what, got, want, ELEMENTWISE_TOLERANCE);
+    }
+
+    /** A GPU result against the CPU's float32 one, measured as the GEMMs are. */
+    private void compareWithCpu(String what, float[] got, float[] want, double tolerance) {
         double[] w = new double[want.length];
         for (int i = 0; i < w.length; i++) {
             w[i] = want[i];
         }
-        compareGemm(what + " vs the CPU's", got, w, ELEMENTWISE_TOLERANCE);
+        compareGemm(what + " vs the CPU's", got, w, tolerance);
     }
 
     private static float[] roundBf16(float[] x) {
