@@ -133,6 +133,7 @@ public final class Converter {
                 }
                 snapshot = SourceSnapshot.of(open);
                 progress.start(total);
+                Trace.mark("sources open");
                 for (int i = 0; i < components.size(); i++) {
                     Components.Component c = components.get(i);
                     Path out = c.name().isEmpty() ? tmp : Files.createDirectories(tmp.resolve(c.name()));
@@ -145,6 +146,7 @@ public final class Converter {
             Manifest m = manifest(sources, records);
             m.write(tmp.resolve(Manifest.FILE));
             FileTrees.publish(tmp, dstAbs);
+            Trace.mark("published");
             progress.done();
             return m;
         } catch (Exception | Error e) {
@@ -270,6 +272,7 @@ public final class Converter {
         }
         Map<String, QuantResult> results = new ConcurrentHashMap<>();
         TensorQuantizer quantizer = new TensorQuantizer(pool);
+        Trace.mark(target.getFileName() + ": start");
         try (SafetensorsWriter w = SafetensorsWriter.create(target, metadata, specs)) {
             ChunkBuffers.forEach(pool, jobs, j -> { // tensors in parallel too: small ones alone cannot fill the cores
                 TensorEntry e = j.source().entry();
@@ -295,8 +298,10 @@ public final class Converter {
                 release(data);
                 progress.advance(e.byteSize());
             });
+            Trace.mark(target.getFileName() + ": tensors written");
             w.commit(); // the marker holds no bytes
         }
+        Trace.mark(target.getFileName() + ": committed");
         return records(component, jobs, results, target, marker);
     }
 
@@ -323,6 +328,7 @@ public final class Converter {
         List<Manifest.TensorRecord> out = new ArrayList<>();
         try (SafetensorsFile written = SafetensorsFile.open(target)) {
             Map<String, String> crcs = Checksums.crc32c(written, pool);
+            Trace.mark(target.getFileName() + ": checksums");
             for (Job j : jobs) {
                 TensorEntry e = j.source().entry();
                 TensorEntry o = written.tensor(e.name()).orElseThrow();

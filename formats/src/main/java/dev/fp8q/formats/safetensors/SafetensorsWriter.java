@@ -47,6 +47,8 @@ public final class SafetensorsWriter implements AutoCloseable {
     private final AtomicLongArray written;
     private final long dataStart;
     private boolean committed;
+    static final boolean LOCK = !"false".equals(System.getProperty("fp8q.lock"));
+    private final java.util.concurrent.locks.ReentrantLock writeLock = new java.util.concurrent.locks.ReentrantLock();
 
     private SafetensorsWriter(Path target, Map<String, String> metadata, List<TensorEntry> layout)
             throws IOException {
@@ -175,10 +177,13 @@ public final class SafetensorsWriter implements AutoCloseable {
         }
         long pos = dataStart + t.begin() + offset;
         final long chunk = 1L << 30; // ByteBuffer views are limited to 2 GiB
+        if (LOCK) writeLock.lock();
+        try {
         for (long done = 0; done < bytes.byteSize(); done += chunk) {
             long n = Math.min(chunk, bytes.byteSize() - done);
             writeFully(channel, bytes.asSlice(done, n).asByteBuffer(), pos + done);
         }
+        } finally { if (LOCK) writeLock.unlock(); }
         written.addAndGet(i, bytes.byteSize());
     }
 
