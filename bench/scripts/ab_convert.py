@@ -1,6 +1,6 @@
 # A/B of convert settings against cp -r on one machine, warm page cache, in one run:
 #   python3 bench/scripts/ab_convert.py SRC WORK [RUNS] NAME=JAVA_OPTS[@THREADS]...
-# e.g. table=-Dfp8q.kernel16=table vector=-Dfp8q.kernel16=vector@8. Every fp8q run adds -Dfp8q.fsync=false.
+# e.g. default= nolock=-Dfp8q.lock=false eight=@8. Every fp8q run adds -Dfp8q.fsync=false.
 # Runs interleave; each starts after a sync (no writeback of the previous one pending). Prints medians of
 # whole-process wall time and of the child's user and system CPU seconds.
 import os, resource, shutil, statistics, subprocess, sys, time

@@ -11,11 +11,11 @@ import java.util.concurrent.ForkJoinPool;
 import java.util.stream.IntStream;
 
 /**
- * E4M3 quantization of a mapped BF16/F16/F32 tensor, in parallel chunks. On fewer than 8 cores 16-bit sources
- * go through a histogram of the 65536 bit patterns (amax, NaN/Inf count and the error figures follow exactly
- * from it) and the 64 KiB encode table: two cheap scalar passes that run at full speed from the first
- * tensor. F32, 16-bit sources on 8 or more cores, and channel and block scaling ({@link GridQuantizer}) go
- * through a {@link QuantKernel}. See docs/BENCHMARKS.md for the figures behind the choice.
+ * E4M3 quantization of a mapped BF16/F16/F32 tensor, in parallel chunks. 16-bit sources go through a
+ * histogram of the 65536 bit patterns (amax, NaN/Inf count and the error figures follow exactly from it) and
+ * the 64 KiB encode table: two cheap scalar passes that run at full speed from the first tensor, with no
+ * warm-up to wait for (on 16 cores they beat the vector kernel by 1.4x: docs/BENCHMARKS.md). F32 and channel
+ * and block scaling ({@link GridQuantizer}) go through a {@link QuantKernel}.
  */
 public final class TensorQuantizer {
 
@@ -30,21 +30,14 @@ public final class TensorQuantizer {
 
     private final ForkJoinPool pool;
     private final QuantKernel kernel;
-    private final boolean kernel16;
 
     public TensorQuantizer(ForkJoinPool pool) {
         this(pool, QuantKernel.best());
     }
 
     public TensorQuantizer(ForkJoinPool pool, QuantKernel kernel) {
-        this(pool, kernel, KERNEL_16);
-    }
-
-    /** kernel16: 16-bit tensors through the kernel too, instead of the histogram and table. */
-    TensorQuantizer(ForkJoinPool pool, QuantKernel kernel, boolean kernel16) {
         this.pool = pool;
         this.kernel = kernel;
-        this.kernel16 = kernel16;
     }
 
     static int chunks(long n) {
@@ -65,8 +58,7 @@ public final class TensorQuantizer {
         if (scaling.granularity() != Scaling.Granularity.TENSOR) {
             return new GridQuantizer(pool, kernel).quantize(name, src, dtype, shape, scaling, sink);
         }
-        return dtype == DType.F32 || kernel16 ? viaKernel(name, src, dtype, scaling, sink)
-                : sixteenBit(name, src, dtype, scaling, sink);
+        return dtype == DType.F32 ? viaKernel(name, src, dtype, scaling, sink) : sixteenBit(name, src, dtype, scaling, sink);
     }
 
     private QuantResult sixteenBit(String name, MemorySegment src, DType dtype, Scaling scaling, Sink sink)
@@ -170,17 +162,6 @@ public final class TensorQuantizer {
             codes[j] = table[values[j] & 0xFFFF];
         }
     }
-
-    /**
-     * Whether 16-bit tensors take the kernel too (fp8q.kernel16=vector|table; auto: on 8 or more cores, where
-     * the vector kernel's JIT warm-up is paid by spare cores). Same bytes either way; the figures' float64 sums
-     * run in another order, so they can differ in the last digits.
-     */
-    static final boolean KERNEL_16 = switch (System.getProperty("fp8q.kernel16", "auto")) {
-        case "vector" -> true;
-        case "table" -> false;
-        default -> Runtime.getRuntime().availableProcessors() >= 8;
-    };
 
     /** The arithmetic kernel: a pass for the largest magnitude and one that encodes and sums figures. */
     private QuantResult viaKernel(String name, MemorySegment src, DType dtype, Scaling scaling, Sink sink)
