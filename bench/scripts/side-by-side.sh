@@ -2,7 +2,7 @@
 # Issue 6's side-by-side: in ONE run on one machine and one checkpoint, the whole-process wall time of
 #   cp -r SRC (the I/O floor), fp8q convert (fsync, the default, and -Dfp8q.fsync=false), and the Python peer
 #   ../shared/bench/torch_fp8_convert.py on CPU and, when torch sees a GPU, on CUDA;
-# RUNS runs of each, interleaved, warm page cache; prints medians, ratios and peak RSS (max over runs).
+# RUNS runs of each, interleaved, warm page cache, each after a sync (no writeback of the last one pending); prints medians, ratios and peak RSS (max over runs).
 # Usage: bench/scripts/side-by-side.sh SRC [RUNS]
 #   FP8Q_CMD   how to start fp8q (default: the ./fp8q launcher, which reads FP8Q_JAVA_OPTS; on a machine without a JDK
 #              carry a jlink'ed .jre and cli/target/fp8q.jar and set FP8Q_NO_BUILD=1)
@@ -27,12 +27,12 @@ PY
 gpu=$(python3 -c "import torch; print(int(torch.cuda.is_available()))" 2>/dev/null || echo 0)
 peer_ok=$(python3 -c "import torch, safetensors" 2>/dev/null && [ -f "$peer" ] && echo 1 || echo 0)
 for i in $(seq "$runs"); do
-  rm -rf "$work/out"; measure "$work/cp.t" cp -r "$src" "$work/out"
-  rm -rf "$work/out"; measure "$work/fp8q.t" $fp8q convert --quiet "$src" "$work/out"
-  rm -rf "$work/out"; measure "$work/fp8q-nosync.t" env FP8Q_JAVA_OPTS=-Dfp8q.fsync=false $fp8q convert --quiet "$src" "$work/out"
+  rm -rf "$work/out"; sync; measure "$work/cp.t" cp -r "$src" "$work/out"
+  rm -rf "$work/out"; sync; measure "$work/fp8q.t" $fp8q convert --quiet "$src" "$work/out"
+  rm -rf "$work/out"; sync; measure "$work/fp8q-nosync.t" env FP8Q_JAVA_OPTS=-Dfp8q.fsync=false $fp8q convert --quiet "$src" "$work/out"
   if [ "$peer_ok" = 1 ]; then
-    rm -rf "$work/out"; measure "$work/peer-cpu.t" python3 "$peer" "$src" "$work/out" --device cpu
-    if [ "$gpu" = 1 ]; then rm -rf "$work/out"; measure "$work/peer-gpu.t" python3 "$peer" "$src" "$work/out" --device cuda; fi
+    rm -rf "$work/out"; sync; measure "$work/peer-cpu.t" python3 "$peer" "$src" "$work/out" --device cpu
+    if [ "$gpu" = 1 ]; then rm -rf "$work/out"; sync; measure "$work/peer-gpu.t" python3 "$peer" "$src" "$work/out" --device cuda; fi
   fi
 done
 rm -rf "$work/out"
