@@ -13,14 +13,18 @@ fi
 cat "$src"/*.safetensors > /dev/null   # warm the page cache
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 : > "$work/cp.t"; : > "$work/cpsync.t"; : > "$work/fp8q.t"; : > "$work/fp8q-nosync.t"; : > "$work/rss"
-# Each timed command starts with no dirty pages pending: without the untimed sync, one command's writeback
-# lands on the next one's clock (cp -r measured 2.0 s right after a conversion, 0.6 s after a sync).
+# Each timed command starts from the same state: no dirty pages pending (without the untimed sync, one command's
+# writeback lands on the next one's clock), and memory freed by the last rm settled. On VMs with free page
+# reporting (Firecracker, as here) the hypervisor takes freed pages back ~2 s after they are freed, and
+# allocating page cache from them then costs 2-3x the system time: the same cp -r took 0.48 s right after an
+# rm and 1.3 s five seconds later. FP8Q_SETTLE (seconds, default 3) is that pause; 0 turns it off.
+settle="${FP8Q_SETTLE:-3}"
 for i in $(seq "$runs"); do
-  rm -rf "$work/copy"; sync; /usr/bin/time -f %e -a -o "$work/cp.t" cp -r "$src" "$work/copy"
-  rm -rf "$work/copy"; sync; /usr/bin/time -f %e -a -o "$work/cpsync.t" sh -c "cp -r '$src' '$work/copy' && sync"
-  rm -rf "$work/out"; sync; /usr/bin/time -f "%e %M" -o "$work/one" "$repo/fp8q" convert --quiet "$src" "$work/out" > /dev/null 2>&1
+  rm -rf "$work/copy"; sync; sleep "$settle"; /usr/bin/time -f %e -a -o "$work/cp.t" cp -r "$src" "$work/copy"
+  rm -rf "$work/copy"; sync; sleep "$settle"; /usr/bin/time -f %e -a -o "$work/cpsync.t" sh -c "cp -r '$src' '$work/copy' && sync"
+  rm -rf "$work/out"; sync; sleep "$settle"; /usr/bin/time -f "%e %M" -o "$work/one" "$repo/fp8q" convert --quiet "$src" "$work/out" > /dev/null 2>&1
   cut -d' ' -f1 "$work/one" >> "$work/fp8q.t"; cut -d' ' -f2 "$work/one" >> "$work/rss"
-  rm -rf "$work/out"; sync; FP8Q_JAVA_OPTS=-Dfp8q.fsync=false /usr/bin/time -f %e -a -o "$work/fp8q-nosync.t" "$repo/fp8q" convert --quiet "$src" "$work/out" > /dev/null 2>&1
+  rm -rf "$work/out"; sync; sleep "$settle"; FP8Q_JAVA_OPTS=-Dfp8q.fsync=false /usr/bin/time -f %e -a -o "$work/fp8q-nosync.t" "$repo/fp8q" convert --quiet "$src" "$work/out" > /dev/null 2>&1
 done
 cp_m=$(median < "$work/cp.t"); cps_m=$(median < "$work/cpsync.t"); f_m=$(median < "$work/fp8q.t"); fn_m=$(median < "$work/fp8q-nosync.t")
 echo "source: $(du -sh "$src" | cut -f1) in $src; $runs runs each, medians (whole-process wall seconds)"
