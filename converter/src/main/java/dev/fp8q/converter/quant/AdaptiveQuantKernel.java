@@ -4,9 +4,9 @@ import dev.fp8q.formats.DType;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The scalar kernel (with 16-bit codes from tables) until the vector kernel has been compiled (it warms up in the background on a sample
- * of the first tensor it is given), the vector kernel after. Both write the same bytes and figures, so
- * which one took a chunk is invisible in the output.
+ * The scalar kernel (16-bit codes from tables) until the vector kernel has been compiled (it warms up in the
+ * background on a sample of the first tensor it is given), the vector kernel after. Both write the same bytes
+ * and figures, so which one took a chunk is invisible in the output.
  */
 final class AdaptiveQuantKernel implements QuantKernel {
 
