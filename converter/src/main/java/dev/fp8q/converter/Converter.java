@@ -174,13 +174,23 @@ public final class Converter {
             throw new ConvertException("cannot add the marker tensor '" + Layout.LEGACY_MARKER
                     + "': the source already has a tensor of that name");
         }
-        for (TensorFile shard : cp.shards()) {
+        List<TensorFile> shards = cp.shards();
+        for (TensorFile shard : shards) {
             sources.add(new Manifest.Source(c.name(), shard.path().toString(), Files.size(shard.path())));
+        }
+        // Shards at once, each tensor by tensor: one shard's final fsync then overlaps the next one's work, and
+        // each file has its own writer (writes to one file go one at a time).
+        @SuppressWarnings("unchecked")
+        List<Manifest.TensorRecord>[] converted = new List[shards.size()];
+        ChunkBuffers.forEach(pool, java.util.stream.IntStream.range(0, shards.size()).boxed().toList(), i -> {
+            TensorFile shard = shards.get(i);
             List<Checkpoint.Tensor> tensors = cp.tensors().stream().filter(t -> t.shard() == shard).toList();
-            Path target = out.resolve(outputName(shard));
-            List<Manifest.TensorRecord> shardRecords = convertShard(c.name(), tensors, planner, target, shapes.keySet(),
-                    marker);
-            marker = false; // in the first shard only
+            converted[i] = convertShard(c.name(), tensors, planner, out.resolve(outputName(shard)), shapes.keySet(),
+                    marker && i == 0); // the marker in the first shard only
+        });
+        for (int i = 0; i < shards.size(); i++) {
+            Path target = out.resolve(outputName(shards.get(i)));
+            List<Manifest.TensorRecord> shardRecords = converted[i];
             for (Manifest.TensorRecord r : shardRecords) {
                 weightMap.put(r.name(), target.getFileName().toString());
                 totalOut += r.bytes();
