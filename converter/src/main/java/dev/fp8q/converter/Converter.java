@@ -175,6 +175,7 @@ public final class Converter {
                     + "': the source already has a tensor of that name");
         }
         List<TensorFile> shards = cp.shards();
+        List<Path> targets = shards.stream().map(shard -> out.resolve(outputName(shard))).toList();
         for (TensorFile shard : shards) {
             sources.add(new Manifest.Source(c.name(), shard.path().toString(), Files.size(shard.path())));
         }
@@ -185,11 +186,11 @@ public final class Converter {
         ChunkBuffers.forEach(pool, java.util.stream.IntStream.range(0, shards.size()).boxed().toList(), i -> {
             TensorFile shard = shards.get(i);
             List<Checkpoint.Tensor> tensors = cp.tensors().stream().filter(t -> t.shard() == shard).toList();
-            converted[i] = convertShard(c.name(), tensors, planner, out.resolve(outputName(shard)), shapes.keySet(),
+            converted[i] = convertShard(c.name(), tensors, planner, targets.get(i), shapes.keySet(),
                     marker && i == 0); // the marker in the first shard only
         });
         for (int i = 0; i < shards.size(); i++) {
-            Path target = out.resolve(outputName(shards.get(i)));
+            Path target = targets.get(i);
             List<Manifest.TensorRecord> shardRecords = converted[i];
             for (Manifest.TensorRecord r : shardRecords) {
                 weightMap.put(r.name(), target.getFileName().toString());

@@ -4,9 +4,9 @@ import dev.fp8q.formats.DType;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The scalar kernel (16-bit codes from tables) until the vector kernel has been compiled (it warms up in the
- * background on a sample of the first tensor it is given), the vector kernel after. Both write the same bytes
- * and figures, so which one took a chunk is invisible in the output.
+ * The scalar kernel until the vector kernel has been compiled (it warms up in the background on a sample
+ * of the first tensor it is given), the vector kernel after. Both write the same bytes and figures, so
+ * which one took a chunk is invisible in the output.
  */
 final class AdaptiveQuantKernel implements QuantKernel {
 
@@ -19,7 +19,7 @@ final class AdaptiveQuantKernel implements QuantKernel {
             return VectorQuantKernel.INSTANCE;
         }
         VectorQuantKernel.warmUpInBackground(src, dtype);
-        return ScalarQuantKernel.WITH_TABLES;
+        return ScalarQuantKernel.INSTANCE;
     }
 
     @Override

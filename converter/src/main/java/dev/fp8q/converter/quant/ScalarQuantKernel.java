@@ -2,7 +2,6 @@ package dev.fp8q.converter.quant;
 
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.codec.E4M3;
-import dev.fp8q.formats.codec.E4M3Table;
 import dev.fp8q.formats.codec.Elements;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -14,34 +13,12 @@ import java.lang.foreign.ValueLayout;
  */
 public final class ScalarQuantKernel implements QuantKernel {
 
-    public static final ScalarQuantKernel INSTANCE = new ScalarQuantKernel(VectorQuantKernel.lanes(), false);
-
-    /**
-     * The same kernel, taking 16-bit codes from the {@link E4M3Table} of the scale instead of the encoder: the
-     * same bytes and figures at a quarter of the cost, for the chunks that run while the vector kernel warms up.
-     */
-    static final ScalarQuantKernel WITH_TABLES = new ScalarQuantKernel(VectorQuantKernel.lanes(), true);
-
-    /** The last table each thread built: a tensor's chunks share one scale. */
-    private static final ThreadLocal<Table> TABLES = new ThreadLocal<>();
-
-    private record Table(DType dtype, float scale, byte[] codes) {}
+    public static final ScalarQuantKernel INSTANCE = new ScalarQuantKernel(VectorQuantKernel.lanes());
 
     private final int lanes;
-    private final boolean tables;
 
-    ScalarQuantKernel(int lanes, boolean tables) {
+    ScalarQuantKernel(int lanes) {
         this.lanes = lanes;
-        this.tables = tables;
-    }
-
-    private static byte[] table(DType dtype, float scale) {
-        Table t = TABLES.get();
-        if (t == null || t.dtype() != dtype || Float.floatToRawIntBits(t.scale()) != Float.floatToRawIntBits(scale)) {
-            t = new Table(dtype, scale, E4M3Table.build(dtype, scale));
-            TABLES.set(t);
-        }
-        return t.codes();
     }
 
     @Override
@@ -69,7 +46,6 @@ public final class ScalarQuantKernel implements QuantKernel {
         long end = from + (to - from) / lanes * lanes;
         float[] sig = new float[lanes];
         float[] noi = new float[lanes];
-        byte[] table = tables && dtype != DType.F32 ? table(dtype, scale) : null;
         for (long b = from; b < end; b += (long) QuantKernel.BLOCK * lanes) {
             long blockEnd = Math.min(end, b + (long) QuantKernel.BLOCK * lanes);
             java.util.Arrays.fill(sig, 0f);
@@ -78,7 +54,7 @@ public final class ScalarQuantKernel implements QuantKernel {
                 for (int lane = 0; lane < lanes; lane++) {
                     long i = g + lane;
                     float x = Elements.get(src, dtype, i);
-                    byte code = table != null ? table[src.getAtIndex(Elements.SHORT, i) & 0xFFFF] : E4M3.encode(x / scale);
+                    byte code = E4M3.encode(x / scale);
                     out.set(ValueLayout.JAVA_BYTE, i - from, code);
                     float xs = x * p;
                     float e = (Math.abs(x) - Math.abs(E4M3.decode(code)) * scale) * p;
@@ -92,7 +68,7 @@ public final class ScalarQuantKernel implements QuantKernel {
         }
         for (long i = end; i < to; i++) {
             float x = Elements.get(src, dtype, i);
-            byte code = table != null ? table[src.getAtIndex(Elements.SHORT, i) & 0xFFFF] : E4M3.encode(x / scale);
+            byte code = E4M3.encode(x / scale);
             out.set(ValueLayout.JAVA_BYTE, i - from, code);
             tail(stats, x, code, scale);
         }

@@ -96,36 +96,6 @@ class QuantKernelTest {
     }
 
     @Test
-    void tableCodesEqualTheEncoders() {
-        // the warm-up kernel against the definition, on every 16-bit pattern; scales and dtypes alternate so
-        // that a table cached for the previous call would show
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment src = arena.allocate(2 * 65536 + 2);
-            for (int b = 0; b < 65536; b++) {
-                src.set(Elements.SHORT, 2 + 2L * b, (short) b);
-            }
-            MemorySegment all = src.asSlice(2, 2 * 65536);
-            for (float scale : SCALES) {
-                for (DType dt : new DType[] {DType.BF16, DType.F16, DType.BF16}) {
-                    for (long[] range : new long[][] {{0, 65536}, {5, 65533}}) {
-                        MemorySegment a = arena.allocate(range[1] - range[0]);
-                        MemorySegment b = arena.allocate(range[1] - range[0]);
-                        ChunkStats sa = new ChunkStats();
-                        ChunkStats sb = new ChunkStats();
-                        SCALAR.encode(all, dt, range[0], range[1], scale, a, sa);
-                        ScalarQuantKernel.WITH_TABLES.encode(all, dt, range[0], range[1], scale, b, sb);
-                        assertEquals(-1, a.mismatch(b), dt + " scale " + scale);
-                        assertEquals(sa.signal, sb.signal, 0.0);
-                        assertEquals(sa.noise, sb.noise, 0.0);
-                        assertEquals(sa.nonzero, sb.nonzero);
-                        assertEquals(sa.underflow, sb.underflow);
-                    }
-                }
-            }
-        }
-    }
-
-    @Test
     void maximaAgree() {
         Random rnd = new Random(3);
         try (Arena arena = Arena.ofConfined()) {
