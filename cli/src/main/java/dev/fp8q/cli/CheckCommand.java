@@ -1,6 +1,6 @@
 package dev.fp8q.cli;
 
-import dev.fp8q.converter.Checksums;
+import dev.fp8q.formats.Crc32c;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.formats.manifest.Manifest;
 import dev.fp8q.formats.safetensors.SafetensorsFile;
@@ -60,7 +60,7 @@ final class CheckCommand implements Callable<Integer> {
                         problems.add(e.getKey() + ": tensor '" + r.name() + "' is " + t.dtype() + " " + t.shapeString()
                                 + ", the manifest says " + r.dtype() + " " + r.shape());
                     } else {
-                        String crc = Checksums.crc32c(f.data(t));
+                        String crc = Crc32c.hex(Crc32c.of(f.data(t)));
                         if (!crc.equals(r.crc32c())) {
                             problems.add(e.getKey() + ": tensor '" + r.name() + "' bytes changed (CRC32C " + crc
                                     + ", manifest " + r.crc32c() + ")");

@@ -284,7 +284,9 @@ public final class Converter {
         Map<String, QuantResult> results = new ConcurrentHashMap<>();
         TensorQuantizer quantizer = new TensorQuantizer(pool);
         Trace.mark(target.getFileName() + ": start");
+        SafetensorsWriter written;
         try (SafetensorsWriter w = SafetensorsWriter.create(target, metadata, specs)) {
+            written = w;
             ChunkBuffers.forEach(pool, jobs, j -> { // tensors in parallel too: small ones alone cannot fill the cores
                 TensorEntry e = j.source().entry();
                 MemorySegment data = j.source().data();
@@ -313,7 +315,7 @@ public final class Converter {
             w.commit(); // the marker holds no bytes
         }
         Trace.mark(target.getFileName() + ": committed");
-        return records(component, jobs, results, target, marker);
+        return records(component, jobs, results, written, target, marker);
     }
 
     private void copy(SafetensorsWriter w, TensorEntry e, MemorySegment data, DType outType) throws Exception {
@@ -333,34 +335,31 @@ public final class Converter {
         });
     }
 
-    /** Manifest records, with checksums read back from the file as written. */
-    private List<Manifest.TensorRecord> records(String component, List<Job> jobs, Map<String, QuantResult> results,
-            Path target, boolean marker) throws Exception {
+    /** Manifest records, with the checksums of the bytes as written. */
+    private static List<Manifest.TensorRecord> records(String component, List<Job> jobs, Map<String, QuantResult> results,
+            SafetensorsWriter written, Path target, boolean marker) {
         List<Manifest.TensorRecord> out = new ArrayList<>();
-        try (SafetensorsFile written = SafetensorsFile.open(target)) {
-            Map<String, String> crcs = Checksums.crc32c(written, pool);
-            Trace.mark(target.getFileName() + ": checksums");
-            for (Job j : jobs) {
-                TensorEntry e = j.source().entry();
-                TensorEntry o = written.tensor(e.name()).orElseThrow();
-                QuantResult r = results.get(e.name());
-                boolean q = r != null;
-                out.add(new Manifest.TensorRecord(e.name(), component, target.getFileName().toString(), e.dtype().name(),
-                        boxed(e.shape()), o.dtype().name(), boxed(o.shape()), q ? "quantize" : "preserve", j.decision().rule(),
-                        q ? single(r) : null, q ? j.scaleName() : null, q ? r.amax() : null,
-                        q ? finiteOrNull(r.sqnrDb()) : null, q ? r.underflowFraction() : null, crcs.get(e.name()), o.byteSize()));
-                if (q) {
-                    TensorEntry s = written.tensor(j.scaleName()).orElseThrow();
-                    out.add(new Manifest.TensorRecord(j.scaleName(), component, target.getFileName().toString(), null, null,
-                            s.dtype().name(), boxed(s.shape()), "scale", "scale-of:" + e.name(), single(r), null, null, null,
-                            null, crcs.get(j.scaleName()), s.byteSize()));
-                }
+        Map<String, String> crcs = written.checksums();
+        for (Job j : jobs) {
+            TensorEntry e = j.source().entry();
+            TensorEntry o = written.entry(e.name());
+            QuantResult r = results.get(e.name());
+            boolean q = r != null;
+            out.add(new Manifest.TensorRecord(e.name(), component, target.getFileName().toString(), e.dtype().name(),
+                    boxed(e.shape()), o.dtype().name(), boxed(o.shape()), q ? "quantize" : "preserve", j.decision().rule(),
+                    q ? single(r) : null, q ? j.scaleName() : null, q ? r.amax() : null,
+                    q ? finiteOrNull(r.sqnrDb()) : null, q ? r.underflowFraction() : null, crcs.get(e.name()), o.byteSize()));
+            if (q) {
+                TensorEntry s = written.entry(j.scaleName());
+                out.add(new Manifest.TensorRecord(j.scaleName(), component, target.getFileName().toString(), null, null,
+                        s.dtype().name(), boxed(s.shape()), "scale", "scale-of:" + e.name(), single(r), null, null, null,
+                        null, crcs.get(j.scaleName()), s.byteSize()));
             }
-            if (marker) {
-                out.add(new Manifest.TensorRecord(Layout.LEGACY_MARKER, component, target.getFileName().toString(), null,
-                        null, DType.F8_E4M3.name(), List.of(0L), "marker", "layout:" + Layout.COMFY_LEGACY.id(), null,
-                        null, null, null, null, crcs.get(Layout.LEGACY_MARKER), 0));
-            }
+        }
+        if (marker) {
+            out.add(new Manifest.TensorRecord(Layout.LEGACY_MARKER, component, target.getFileName().toString(), null,
+                    null, DType.F8_E4M3.name(), List.of(0L), "marker", "layout:" + Layout.COMFY_LEGACY.id(), null,
+                    null, null, null, null, crcs.get(Layout.LEGACY_MARKER), 0));
         }
         return out;
     }
