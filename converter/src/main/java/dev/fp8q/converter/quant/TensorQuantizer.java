@@ -68,42 +68,76 @@ public final class TensorQuantizer {
         ChunkBuffers.inPool(pool, () -> {
             IntStream.range(0, chunks(n)).parallel().forEach(c -> {
                 Scratch sc = SCRATCH.get();
-                int[] h = sc.counts;
                 long end = Math.min(n, (long) (c + 1) * CHUNK);
                 for (long i = (long) c * CHUNK; i < end; i += Scratch.BLOCK) {
                     int len = (int) Math.min(Scratch.BLOCK, end - i);
                     MemorySegment.copy(src, Elements.SHORT, 2 * i, sc.values, 0, len);
-                    histogram(sc.values, len, h);
+                    histogram(sc.values, len, sc.counts);
                 }
                 synchronized (hist) {
-                    for (int b = 0; b < 65536; b++) {
-                        hist[b] += h[b];
-                    }
+                    drainInto(sc.counts, hist);
                 }
-                java.util.Arrays.fill(h, 0);
             });
             return null;
         });
         int infExp = dtype == DType.BF16 ? 0x7F80 : 0x7C00;
-        long bad = 0;
-        int maxMag = 0;
-        for (int b = 0; b < 65536; b++) {
-            if (hist[b] == 0) {
-                continue;
-            }
-            int mag = b & 0x7FFF;
-            if (mag >= infExp) {
-                bad += hist[b];
-            } else {
-                maxMag = Math.max(maxMag, mag);
-            }
-        }
+        long bad = countFrom(hist, infExp);
         if (bad > 0) {
             throw new NonFiniteException(name, bad);
         }
-        float amax = Elements.halfToFloat(dtype, maxMag);
+        float amax = Elements.halfToFloat(dtype, largestBelow(hist, infExp));
         float scale = scaling.scaleOf(amax);
         byte[] table = E4M3Table.build(dtype, scale);
+        Figures f = errorFigures(hist, table, dtype, scale);
+        ChunkBuffers.forEachChunk(pool, n, CHUNK, 1, (from, to, out) -> {
+            Scratch sc = SCRATCH.get();
+            for (long i = from; i < to; i += Scratch.BLOCK) {
+                int len = (int) Math.min(Scratch.BLOCK, to - i);
+                MemorySegment.copy(src, Elements.SHORT, 2 * i, sc.values, 0, len);
+                lookUp(sc.values, len, table, sc.codes);
+                MemorySegment.copy(sc.codes, 0, out, ValueLayout.JAVA_BYTE, i - from, len);
+            }
+            sink.accept(from, out);
+        });
+        return new QuantResult(amax, new float[] {scale}, f.signal, f.noise, f.nonzero, f.underflow);
+    }
+
+    // The loops over the 65536 patterns are small methods of their own: inside one large method each loop got
+    // its own on-stack-replacement compilations, and those took 0.15 CPU-s of C2 time per run on 2 cores.
+
+    /** Adds a worker's counts to the total and clears them. */
+    private static void drainInto(int[] counts, long[] hist) {
+        for (int b = 0; b < 65536; b++) {
+            hist[b] += counts[b];
+            counts[b] = 0;
+        }
+    }
+
+    /** How many values have a magnitude pattern of at least infExp (Inf and NaN). */
+    private static long countFrom(long[] hist, int infExp) {
+        long bad = 0;
+        for (int b = 0; b < 65536; b++) {
+            bad += (b & 0x7FFF) >= infExp ? hist[b] : 0;
+        }
+        return bad;
+    }
+
+    /** The largest magnitude pattern present below infExp. */
+    private static int largestBelow(long[] hist, int infExp) {
+        int max = 0;
+        for (int b = 0; b < 65536; b++) {
+            int mag = b & 0x7FFF;
+            if (hist[b] != 0 && mag < infExp && mag > max) {
+                max = mag;
+            }
+        }
+        return max;
+    }
+
+    private record Figures(double signal, double noise, long nonzero, long underflow) {}
+
+    /** The quantization's error figures, exactly, from the histogram. */
+    private static Figures errorFigures(long[] hist, byte[] table, DType dtype, float scale) {
         double signal = 0;
         double noise = 0;
         long nonzero = 0;
@@ -123,17 +157,7 @@ public final class TensorQuantizer {
                 }
             }
         }
-        ChunkBuffers.forEachChunk(pool, n, CHUNK, 1, (from, to, out) -> {
-            Scratch sc = SCRATCH.get();
-            for (long i = from; i < to; i += Scratch.BLOCK) {
-                int len = (int) Math.min(Scratch.BLOCK, to - i);
-                MemorySegment.copy(src, Elements.SHORT, 2 * i, sc.values, 0, len);
-                lookUp(sc.values, len, table, sc.codes);
-                MemorySegment.copy(sc.codes, 0, out, ValueLayout.JAVA_BYTE, i - from, len);
-            }
-            sink.accept(from, out);
-        });
-        return new QuantResult(amax, new float[] {scale}, signal, noise, nonzero, underflow);
+        return new Figures(signal, noise, nonzero, underflow);
     }
 
     /**
