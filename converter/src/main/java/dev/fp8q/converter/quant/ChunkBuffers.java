@@ -2,10 +2,12 @@ package dev.fp8q.converter.quant;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ForkJoinPool;
-import java.util.stream.IntStream;
+import java.util.concurrent.ForkJoinTask;
+import java.util.concurrent.atomic.AtomicReference;
 
 /** Parallel loops over element chunks (each with an off-heap output buffer of its own: bounded memory) and over tensors. */
 public final class ChunkBuffers {
@@ -18,6 +20,11 @@ public final class ChunkBuffers {
     @FunctionalInterface
     public interface Each<T> {
         void run(T item) throws Exception;
+    }
+
+    @FunctionalInterface
+    public interface Indexed {
+        void run(int index) throws Exception;
     }
 
     /** One output buffer per worker thread, reused: fresh buffers cost an allocation, zeroing and page faults. */
@@ -37,23 +44,64 @@ public final class ChunkBuffers {
     public static void forEachChunk(ForkJoinPool pool, long n, long chunk, int outBytesPerElement, Body body)
             throws Exception {
         int chunks = (int) ((n + chunk - 1) / chunk);
-        inPool(pool, () -> IntStream.range(0, chunks).parallel().forEach(c -> {
+        forEachIndex(pool, chunks, c -> {
             long from = (long) c * chunk;
             long to = Math.min(n, from + chunk);
-            rethrowing(() -> body.run(from, to, buffer((to - from) * outBytesPerElement)));
-        }));
+            body.run(from, to, buffer((to - from) * outBytesPerElement));
+        });
     }
 
     /** Calls body for every item in parallel (items may themselves run parallel loops in the same pool). */
     public static <T> void forEach(ForkJoinPool pool, List<T> items, Each<T> body) throws Exception {
-        inPool(pool, () -> items.parallelStream().forEach(t -> rethrowing(() -> body.run(t))));
+        forEachIndex(pool, items.size(), i -> body.run(items.get(i)));
+    }
+
+    /**
+     * Calls body for 0 .. count-1 in parallel and returns only when every call has ended, rethrowing the first
+     * failure in time. A parallel stream rethrows as soon as one call fails while the others still run, and the
+     * caller then closed the mapped sources and deleted the output under them: the error shown was theirs
+     * ("Session is acquired", "no such file"), not the first one. After a failure the calls not yet started are
+     * skipped (not cancelled: cancelling a running ForkJoinTask completes it for its joiners while it runs on).
+     */
+    public static void forEachIndex(ForkJoinPool pool, int count, Indexed body) throws Exception {
+        inPool(pool, () -> {
+            List<ForkJoinTask<?>> tasks = new ArrayList<>(count);
+            AtomicReference<Throwable> first = new AtomicReference<>();
+            for (int i = 0; i < count; i++) {
+                int k = i;
+                tasks.add(ForkJoinTask.adapt(() -> {
+                    if (first.get() != null) {
+                        return;
+                    }
+                    try {
+                        rethrowing(() -> body.run(k));
+                    } catch (RuntimeException | Error e) {
+                        first.compareAndSet(null, e);
+                    }
+                }));
+            }
+            for (ForkJoinTask<?> t : tasks) {
+                t.fork();
+            }
+            for (int i = count - 1; i >= 0; i--) { // the last forked first: it is on top of this worker's queue
+                tasks.get(i).quietlyJoin();
+            }
+            Throwable failure = first.get();
+            if (failure instanceof RuntimeException e) {
+                throw e;
+            }
+            if (failure instanceof Error e) {
+                throw e;
+            }
+            return null;
+        });
     }
 
     /**
      * Runs the task in the pool and waits, rethrowing what a body threw. From one of the pool's own workers it
      * runs in place: nested loops share the workers instead of blocking one on a submit.
      */
-    public static <R> R inPool(ForkJoinPool pool, java.util.concurrent.Callable<R> task) throws Exception {
+    private static <R> R inPool(ForkJoinPool pool, java.util.concurrent.Callable<R> task) throws Exception {
         try {
             if (Thread.currentThread() instanceof java.util.concurrent.ForkJoinWorkerThread w && w.getPool() == pool) {
                 return task.call();
@@ -72,13 +120,6 @@ public final class ChunkBuffers {
             }
             throw e;
         }
-    }
-
-    private static void inPool(ForkJoinPool pool, Runnable task) throws Exception {
-        inPool(pool, () -> {
-            task.run();
-            return null;
-        });
     }
 
     private interface Action {
