@@ -39,14 +39,14 @@ public final class SafetensorsWriter implements AutoCloseable {
     /** fsync before the rename; off with -Dfp8q.fsync=false (the temp-then-rename already survives a kill). */
     static final boolean SYNC = !"false".equals(System.getProperty("fp8q.fsync"));
     /**
-     * Direct I/O where the file system has it, for output that must reach the disk anyway and a machine whose
-     * cores are the limit: there the page cache's copy and fresh pages cost more than the conversion (2 cores: 1.2
-     * against 1.8 s). With cores to spare the page cache with background flushes is faster (16 cores, fsync
-     * included: 3.5-3.8 against 4.2-4.6 s), the kernel's writeback keeping more writes in flight than one writer
-     * per file. -Dfp8q.direct=true|false overrides the choice.
+     * Direct I/O (where the file system has it) on a machine whose cores are the limit: there the page cache's copy
+     * and fresh pages cost more than the conversion (2 cores: 1.1 s direct against 1.8 s buffered with fsync and
+     * 2.1-2.3 s without). With cores to spare the page cache with background flushes is faster, the kernel's
+     * writeback keeping more writes in flight than one writer per file (16 cores: 3.5-3.8 s against 4.2-4.6 s
+     * with fsync, 2.35 s against 3.83 s without). -Dfp8q.direct=true|false overrides the choice.
      */
     static final boolean DIRECT = Boolean.parseBoolean(System.getProperty("fp8q.direct",
-            String.valueOf(SYNC && Runtime.getRuntime().availableProcessors() < 8)));
+            String.valueOf(Runtime.getRuntime().availableProcessors() < 8)));
 
     private final Path target;
     private final Path temp;
