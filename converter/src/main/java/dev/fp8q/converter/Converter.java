@@ -1,8 +1,5 @@
 package dev.fp8q.converter;
 
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.fp8q.converter.model.ModelDetector;
 import dev.fp8q.converter.model.ModelInfo;
 import dev.fp8q.converter.plan.Action;
@@ -28,12 +25,10 @@ import dev.fp8q.formats.pth.PthFile;
 import dev.fp8q.formats.codec.Amax;
 import dev.fp8q.formats.codec.Elements;
 import dev.fp8q.formats.manifest.Manifest;
-import dev.fp8q.formats.safetensors.SafetensorsFile;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
 import dev.fp8q.formats.safetensors.ShardIndex;
 import dev.fp8q.formats.safetensors.TensorEntry;
 import dev.fp8q.formats.safetensors.TensorSpec;
-import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
