@@ -21,7 +21,6 @@ import dev.fp8q.formats.safetensors.ShardIndex;
 import dev.fp8q.formats.safetensors.TensorSpec;
 import dev.fp8q.verifier.Verifier;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -146,13 +145,22 @@ public final class Dequantizer {
         return total;
     }
 
-    /** Codes times their scales (grid null: no scale, the codes are the values). */
-    private static void dequantize(Checkpoint.Tensor t, ScaleGrid grid, DType dtype, SafetensorsWriter w) {
+    /**
+     * Codes times their scales (grid null: no scale, the codes are the values). A chunk's failure is kept, not
+     * thrown, until every chunk has ended: a parallel stream rethrows while the others still run, and the writer
+     * and source closed under them would then report their error instead of this one.
+     */
+    private static void dequantize(Checkpoint.Tensor t, ScaleGrid grid, DType dtype, SafetensorsWriter w)
+            throws IOException {
         MemorySegment codes = t.data();
         long n = t.entry().numel();
         int width = dtype.bits() / 8;
         boolean e5m2 = t.entry().dtype() == DType.F8_E5M2;
+        java.util.concurrent.atomic.AtomicReference<IOException> failure = new java.util.concurrent.atomic.AtomicReference<>();
         IntStream.range(0, (int) ((n + CHUNK - 1) / CHUNK)).parallel().forEach(c -> {
+            if (failure.get() != null) {
+                return;
+            }
             long from = (long) c * CHUNK;
             long to = Math.min(n, from + CHUNK);
             try (Arena arena = Arena.ofConfined()) {
@@ -168,9 +176,12 @@ public final class Dequantizer {
                 }
                 w.write(t.name(), from * width, buf);
             } catch (IOException e) {
-                throw new UncheckedIOException(e);
+                failure.compareAndSet(null, e);
             }
         });
+        if (failure.get() != null) {
+            throw failure.get();
+        }
     }
 
     private static boolean isFp8(DType d) {
