@@ -12,24 +12,28 @@ if [ ! -d "$src" ]; then
 fi
 cat "$src"/*.safetensors > /dev/null   # warm the page cache
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-: > "$work/cp.t"; : > "$work/cpsync.t"; : > "$work/fp8q.t"; : > "$work/fp8q-nosync.t"; : > "$work/rss"
+: > "$work/cp.t"; : > "$work/cphot.t"; : > "$work/cpsync.t"; : > "$work/fp8q.t"; : > "$work/fp8q-nosync.t"; : > "$work/rss"
 # Each timed command starts from the same state: no dirty pages pending (without the untimed sync, one command's
 # writeback lands on the next one's clock), and memory freed by the last rm settled. On VMs with free page
 # reporting (Firecracker, as here) the hypervisor takes freed pages back ~2 s after they are freed, and
 # allocating page cache from them then costs 2-3x the system time: the same cp -r took 0.48 s right after an
-# rm and 1.3 s five seconds later. FP8Q_SETTLE (seconds, default 3) is that pause; 0 turns it off.
+# rm and 1.3 s five seconds later. FP8Q_SETTLE (seconds, default 3) is that pause; 0 turns it off. The copy is
+# also timed without the pause ("cp -r, memory just freed"), the best case a copy gets here: the two copy rows
+# bound what the machine's memory state does to the baseline (docs/BENCHMARKS.md, session 7).
 settle="${FP8Q_SETTLE:-3}"
 for i in $(seq "$runs"); do
   rm -rf "$work/copy"; sync; sleep "$settle"; /usr/bin/time -f %e -a -o "$work/cp.t" cp -r "$src" "$work/copy"
+  rm -rf "$work/copy"; sync; /usr/bin/time -f %e -a -o "$work/cphot.t" cp -r "$src" "$work/copy"
   rm -rf "$work/copy"; sync; sleep "$settle"; /usr/bin/time -f %e -a -o "$work/cpsync.t" sh -c "cp -r '$src' '$work/copy' && sync"
   rm -rf "$work/out"; sync; sleep "$settle"; /usr/bin/time -f "%e %M" -o "$work/one" "$repo/fp8q" convert --quiet "$src" "$work/out" > /dev/null 2>&1
   cut -d' ' -f1 "$work/one" >> "$work/fp8q.t"; cut -d' ' -f2 "$work/one" >> "$work/rss"
   rm -rf "$work/out"; sync; sleep "$settle"; FP8Q_JAVA_OPTS=-Dfp8q.fsync=false /usr/bin/time -f %e -a -o "$work/fp8q-nosync.t" "$repo/fp8q" convert --quiet "$src" "$work/out" > /dev/null 2>&1
 done
-cp_m=$(median < "$work/cp.t"); cps_m=$(median < "$work/cpsync.t"); f_m=$(median < "$work/fp8q.t"); fn_m=$(median < "$work/fp8q-nosync.t")
+cp_m=$(median < "$work/cp.t"); cph_m=$(median < "$work/cphot.t"); cps_m=$(median < "$work/cpsync.t"); f_m=$(median < "$work/fp8q.t"); fn_m=$(median < "$work/fp8q-nosync.t")
 echo "source: $(du -sh "$src" | cut -f1) in $src; $runs runs each, medians (whole-process wall seconds)"
 echo "cp -r                         $cp_m s"
+echo "cp -r, memory just freed      $cph_m s"
 echo "cp -r && sync                 $cps_m s"
-echo "fp8q convert (fsync, default) $f_m s   ratio to cp -r: $(echo "$f_m / $cp_m" | bc -l | cut -c1-5), to cp+sync: $(echo "$f_m / $cps_m" | bc -l | cut -c1-5)"
+echo "fp8q convert (fsync, default) $f_m s   ratio to cp -r: $(echo "$f_m / $cp_m" | bc -l | cut -c1-5), to cp -r with memory just freed: $(echo "$f_m / $cph_m" | bc -l | cut -c1-5), to cp+sync: $(echo "$f_m / $cps_m" | bc -l | cut -c1-5)"
 echo "fp8q convert -Dfp8q.fsync=false $fn_m s   ratio to cp -r: $(echo "$fn_m / $cp_m" | bc -l | cut -c1-5)"
 echo "fp8q peak RSS (KB, includes mapped page cache): $(sort -n "$work/rss" | tail -1)"
