@@ -178,7 +178,7 @@ public final class Converter {
         // each file has its own writer (writes to one file go one at a time).
         @SuppressWarnings("unchecked")
         List<Manifest.TensorRecord>[] converted = new List[shards.size()];
-        ChunkBuffers.forEach(pool, java.util.stream.IntStream.range(0, shards.size()).boxed().toList(), i -> {
+        ChunkBuffers.forEachIndex(pool, shards.size(), i -> {
             TensorFile shard = shards.get(i);
             List<Checkpoint.Tensor> tensors = cp.tensors().stream().filter(t -> t.shard() == shard).toList();
             converted[i] = convertShard(c.name(), tensors, planner, targets.get(i), shapes.keySet(),
@@ -279,9 +279,7 @@ public final class Converter {
         Map<String, QuantResult> results = new ConcurrentHashMap<>();
         TensorQuantizer quantizer = new TensorQuantizer(pool);
         Trace.mark(target.getFileName() + ": start");
-        SafetensorsWriter written;
         try (SafetensorsWriter w = SafetensorsWriter.create(target, metadata, specs)) {
-            written = w;
             ChunkBuffers.forEach(pool, jobs, j -> { // tensors in parallel too: small ones alone cannot fill the cores
                 TensorEntry e = j.source().entry();
                 MemorySegment data = j.source().data();
@@ -308,9 +306,9 @@ public final class Converter {
             });
             Trace.mark(target.getFileName() + ": tensors written");
             w.commit(); // the marker holds no bytes
+            Trace.mark(target.getFileName() + ": committed");
+            return records(component, jobs, results, w, target, marker);
         }
-        Trace.mark(target.getFileName() + ": committed");
-        return records(component, jobs, results, written, target, marker);
     }
 
     private void copy(SafetensorsWriter w, TensorEntry e, MemorySegment data, DType outType) throws Exception {

@@ -17,7 +17,6 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.ConcurrentLinkedQueue;
 
 /**
@@ -53,8 +52,7 @@ public final class SafetensorsWriter implements AutoCloseable {
     private final Output output;
     private final List<TensorEntry> layout;
     private final Map<String, Integer> index = new HashMap<>();
-    private final AtomicLongArray written;
-    /** Per tensor: {offset, length, crc} of each write, combined into the tensor's CRC32C at the end. */
+    /** Per tensor: {offset, length, crc} of each write done, summed for the commit's check and combined into the CRC32C. */
     private final List<ConcurrentLinkedQueue<long[]>> pieces;
     private final long dataStart;
     private boolean committed;
@@ -63,7 +61,6 @@ public final class SafetensorsWriter implements AutoCloseable {
             throws IOException {
         this.target = target;
         this.layout = layout;
-        this.written = new AtomicLongArray(layout.size());
         this.pieces = new ArrayList<>(layout.size());
         for (int i = 0; i < layout.size(); i++) {
             index.put(layout.get(i).name(), i);
@@ -198,9 +195,9 @@ public final class SafetensorsWriter implements AutoCloseable {
         if (offset < 0 || offset + bytes.byteSize() > t.byteSize()) {
             throw new IllegalArgumentException("write past the end of tensor '" + name + "'");
         }
-        pieces.get(i).add(new long[] {offset, bytes.byteSize(), Crc32c.of(bytes)});
+        int crc = Crc32c.of(bytes);
         output.write(dataStart + t.begin() + offset, bytes);
-        written.addAndGet(i, bytes.byteSize());
+        pieces.get(i).add(new long[] {offset, bytes.byteSize(), crc});
     }
 
     /** Each tensor's CRC32C (8 hex digits) from the bytes as they were written, without reading the file back. */
@@ -226,8 +223,9 @@ public final class SafetensorsWriter implements AutoCloseable {
     /** Checks every tensor was written in full, syncs, and renames the file into place. */
     public void commit() throws IOException {
         for (int i = 0; i < layout.size(); i++) {
-            if (written.get(i) != layout.get(i).byteSize()) {
-                throw new IOException(target + ": tensor '" + layout.get(i).name() + "' got " + written.get(i)
+            long got = pieces.get(i).stream().mapToLong(p -> p[1]).sum();
+            if (got != layout.get(i).byteSize()) {
+                throw new IOException(target + ": tensor '" + layout.get(i).name() + "' got " + got
                         + " of " + layout.get(i).byteSize() + " bytes");
             }
         }

@@ -35,6 +35,7 @@ import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.UUID;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.IntStream;
 
 /**
@@ -156,7 +157,7 @@ public final class Dequantizer {
         long n = t.entry().numel();
         int width = dtype.bits() / 8;
         boolean e5m2 = t.entry().dtype() == DType.F8_E5M2;
-        java.util.concurrent.atomic.AtomicReference<IOException> failure = new java.util.concurrent.atomic.AtomicReference<>();
+        AtomicReference<IOException> failure = new AtomicReference<>();
         IntStream.range(0, (int) ((n + CHUNK - 1) / CHUNK)).parallel().forEach(c -> {
             if (failure.get() != null) {
                 return;
