@@ -12,7 +12,7 @@ if [ ! -d "$src" ]; then
 fi
 cat "$src"/*.safetensors > /dev/null   # warm the page cache
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-: > "$work/cp.t"; : > "$work/cphot.t"; : > "$work/cpsync.t"; : > "$work/fp8q.t"; : > "$work/fp8q-nosync.t"; : > "$work/rss"
+: > "$work/cp.t"; : > "$work/cphot.t"; : > "$work/cpsync.t"; : > "$work/fp8q.t"; : > "$work/fp8q-nosync.t"; : > "$work/rss"; : > "$work/disk.t"
 # Each timed command starts from the same state: no dirty pages pending (without the untimed sync, one command's
 # writeback lands on the next one's clock), and memory freed by the last rm settled. On VMs with free page
 # reporting (Firecracker, as here) the hypervisor takes freed pages back ~2 s after they are freed, and
@@ -27,7 +27,13 @@ for i in $(seq "$runs"); do
   rm -rf "$work/copy"; sync; sleep "$settle"; /usr/bin/time -f %e -a -o "$work/cpsync.t" sh -c "cp -r '$src' '$work/copy' && sync"
   rm -rf "$work/out"; sync; sleep "$settle"; /usr/bin/time -f "%e %M" -o "$work/one" "$repo/fp8q" convert --quiet "$src" "$work/out" > /dev/null 2>&1
   cut -d' ' -f1 "$work/one" >> "$work/fp8q.t"; cut -d' ' -f2 "$work/one" >> "$work/rss"
+  # The disk's share of a durable output: the output's size written past the page cache (0 where O_DIRECT is refused).
+  blocks=$(( ($(du -sb "$work/out" | cut -f1) + 4194303) / 4194304 ))
   rm -rf "$work/out"; sync; sleep "$settle"; FP8Q_JAVA_OPTS=-Dfp8q.fsync=false /usr/bin/time -f %e -a -o "$work/fp8q-nosync.t" "$repo/fp8q" convert --quiet "$src" "$work/out" > /dev/null 2>&1
+  rm -f "$work/disk"; sync
+  t=$(dd if=/dev/zero of="$work/disk" bs=4M count="$blocks" oflag=direct 2>&1 | awk '/copied/ {print $(NF-3)}' || true)
+  echo "${t:-0}" >> "$work/disk.t"
+  rm -f "$work/disk"
 done
 cp_m=$(median < "$work/cp.t"); cph_m=$(median < "$work/cphot.t"); cps_m=$(median < "$work/cpsync.t"); f_m=$(median < "$work/fp8q.t"); fn_m=$(median < "$work/fp8q-nosync.t")
 echo "source: $(du -sh "$src" | cut -f1) in $src; $runs runs each, medians (whole-process wall seconds)"
@@ -36,4 +42,5 @@ echo "cp -r, memory just freed      $cph_m s"
 echo "cp -r && sync                 $cps_m s"
 echo "fp8q convert (fsync, default) $f_m s   ratio to cp -r: $(echo "$f_m / $cp_m" | bc -l | cut -c1-5), to cp -r with memory just freed: $(echo "$f_m / $cph_m" | bc -l | cut -c1-5), to cp+sync: $(echo "$f_m / $cps_m" | bc -l | cut -c1-5)"
 echo "fp8q convert -Dfp8q.fsync=false $fn_m s   ratio to cp -r: $(echo "$fn_m / $cp_m" | bc -l | cut -c1-5)"
+echo "dd oflag=direct of the output's size $(median < "$work/disk.t") s   (the disk alone, for a durable output)"
 echo "fp8q peak RSS (KB, includes mapped page cache): $(sort -n "$work/rss" | tail -1)"
