@@ -7,6 +7,7 @@ import dev.fp8q.formats.codec.E4M3Table;
 import dev.fp8q.formats.codec.Elements;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 import java.util.concurrent.ForkJoinPool;
 
 /**
@@ -66,7 +67,7 @@ public final class TensorQuantizer {
         long[] hist = new long[65536];
         ChunkBuffers.forEachIndex(pool, chunks(n), c -> {
             Scratch sc = SCRATCH.get();
-            java.util.Arrays.fill(sc.counts, 0); // clean even after a chunk that failed part-way
+            Arrays.fill(sc.counts, 0); // clean even after a chunk that failed part-way
             long end = Math.min(n, (long) (c + 1) * CHUNK);
             for (long i = (long) c * CHUNK; i < end; i += Scratch.BLOCK) {
                 int len = (int) Math.min(Scratch.BLOCK, end - i);
@@ -190,7 +191,7 @@ public final class TensorQuantizer {
         int[] maxima = new int[chunks(n)];
         ChunkBuffers.forEachIndex(pool, maxima.length,
                 c -> maxima[c] = kernel.maxMagnitudeBits(src, dtype, (long) c * CHUNK, Math.min(n, (long) (c + 1) * CHUNK)));
-        int maxBits = java.util.Arrays.stream(maxima).max().orElse(0);
+        int maxBits = Arrays.stream(maxima).max().orElse(0);
         if (maxBits >= QuantKernel.nonFiniteBits(dtype)) {
             throw new NonFiniteException(name, Amax.of(src, dtype).nonFinite());
         }
