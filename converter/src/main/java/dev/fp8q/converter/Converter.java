@@ -397,7 +397,7 @@ public final class Converter {
                 srcBytes += n * DType.valueOf(r.sourceDtype()).bits() / 8;
             }
         }
-        return new Manifest(Manifest.TOOL, VERSION, options.commandLine(), sources, settings, records,
+        return new Manifest(Manifest.TOOL, VERSION, options.commandLine(), sources, settings, null, null, records,
                 new Manifest.Totals(records.size(), q, p, srcBytes, outBytes));
     }
 

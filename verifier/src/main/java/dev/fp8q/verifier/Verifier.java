@@ -142,10 +142,9 @@ public final class Verifier {
                         (Linear.flops() - flops0) / 1e9, seconds, Map.copyOf(phases)));
     }
 
-    /** fp8-manifest.json in the folder (or beside the file), when there is one. */
+    /** The output's manifest, when there is one ({@link Manifest#find}). */
     public static Optional<Manifest> readManifest(Path fp8) throws FormatException {
-        Path file = Files.isDirectory(fp8) ? fp8.resolve(Manifest.FILE) : fp8.resolveSibling(Manifest.FILE);
-        return Files.isRegularFile(file) ? Optional.of(Manifest.read(file)) : Optional.empty();
+        return Manifest.find(fp8);
     }
 
     private void component(String name, Checkpoint source, Fp8Checkpoint fp8, Optional<Manifest> manifest)

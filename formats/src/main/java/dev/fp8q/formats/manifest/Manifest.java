@@ -8,9 +8,11 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.formats.FormatException.Rule;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * fp8-manifest.json: what convert did to every tensor and why. The contract between convert, verify,
@@ -18,15 +20,23 @@ import java.util.Map;
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record Manifest(String tool, String version, List<String> commandLine, List<Source> sources,
-        Map<String, Object> settings, List<TensorRecord> tensors, Totals totals) {
+        Map<String, Object> settings, List<ComponentRecord> components, List<String> files,
+        List<TensorRecord> tensors, Totals totals) {
 
     public static final String FILE = "fp8-manifest.json";
     /** The tool name and version every fp8q output carries. */
     public static final String TOOL = "fp8q";
     public static final String TOOL_VERSION = "0.1.0";
 
-    /** A source file: component ("" for a plain checkpoint), path as given, size. */
+    /** A source file: component ("" for a plain checkpoint), path relative to SRC (its name for a file SRC), size. */
     public record Source(String component, String file, long bytes) {}
+
+    /**
+     * One component of SRC and what became of it. action: "converted" or "copied" (byte for byte, no record per
+     * tensor). source and output are relative to SRC and DST ("" for SRC / DST themselves); kind: transformer,
+     * text_encoder, vae or other.
+     */
+    public record ComponentRecord(String name, String kind, String action, String source, String output) {}
 
     /**
      * One written tensor. action: quantize, preserve, or scale (a scale tensor of a quantized weight).
@@ -43,6 +53,29 @@ public record Manifest(String tool, String version, List<String> commandLine, Li
             .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
             .enable(SerializationFeature.INDENT_OUTPUT)
             .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
+
+    /**
+     * Where the manifest of an output lives: {@code DST/fp8-manifest.json} for a folder; beside a file output,
+     * {@code <name without .safetensors>.fp8-manifest.json}.
+     */
+    public static Path locate(Path output) {
+        if (Files.isDirectory(output)) {
+            return output.resolve(FILE);
+        }
+        String n = output.getFileName().toString();
+        String stem = n.endsWith(".safetensors") ? n.substring(0, n.length() - ".safetensors".length()) : n;
+        return output.resolveSibling(stem + "." + FILE);
+    }
+
+    /** The manifest of an output (see {@link #locate}), or of the folder output a file lies in; empty if none. */
+    public static Optional<Manifest> find(Path output) throws FormatException {
+        Path own = locate(output);
+        if (Files.isRegularFile(own)) {
+            return Optional.of(read(own));
+        }
+        Path folder = output.toAbsolutePath().resolveSibling(FILE);
+        return !Files.isDirectory(output) && Files.isRegularFile(folder) ? Optional.of(read(folder)) : Optional.empty();
+    }
 
     public void write(Path file) throws IOException {
         JSON.writeValue(file.toFile(), this);
