@@ -6,6 +6,7 @@ import dev.fp8q.formats.manifest.Manifest;
 import dev.fp8q.formats.safetensors.SafetensorsFile;
 import dev.fp8q.formats.safetensors.TensorEntry;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -25,7 +26,7 @@ import picocli.CommandLine.Model.CommandSpec;
         description = "Recompute checksums against fp8-manifest.json; names every tensor whose bytes, dtype or shape changed.")
 final class CheckCommand implements Callable<Integer> {
 
-    @Parameters(paramLabel = "DST", description = "A folder written by fp8q convert")
+    @Parameters(paramLabel = "DST", description = "An output of fp8q convert: a folder, or a file with its manifest beside it")
     Path dst;
 
     @Spec
@@ -33,19 +34,27 @@ final class CheckCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Manifest m = Manifest.read(dst.resolve(Manifest.FILE));
+        Path manifest = Manifest.locate(dst);
+        if (!Files.isRegularFile(manifest)) {
+            throw new Fp8q.UsageException(dst + ": no fp8q manifest (" + manifest + ")");
+        }
+        Manifest m = Manifest.read(manifest);
+        boolean folder = Files.isDirectory(dst);
         PrintWriter out = spec.commandLine().getOut();
         Map<String, List<Manifest.TensorRecord>> byFile = new LinkedHashMap<>();
         for (Manifest.TensorRecord r : m.tensors()) {
             if (r.file() == null || r.file().contains("..") || Path.of(r.file()).isAbsolute()) {
-                throw new Fp8q.UsageException(dst.resolve(Manifest.FILE) + ": tensor '" + r.name() + "' names a file outside DST: " + r.file());
+                throw new Fp8q.UsageException(manifest + ": tensor '" + r.name() + "' names a file outside DST: " + r.file());
+            }
+            if (!folder && !r.file().equals(dst.getFileName().toString())) {
+                throw new Fp8q.UsageException(manifest + ": tensor '" + r.name() + "' is in " + r.file() + ", not in " + dst);
             }
             byFile.computeIfAbsent(r.file(), k -> new ArrayList<>()).add(r);
         }
         List<String> problems = new ArrayList<>();
         int checked = 0;
         for (var e : byFile.entrySet()) {
-            Path file = dst.resolve(e.getKey());
+            Path file = folder ? dst.resolve(e.getKey()) : dst;
             try (SafetensorsFile f = SafetensorsFile.open(file)) {
                 Set<String> listed = new HashSet<>();
                 for (Manifest.TensorRecord r : e.getValue()) {
@@ -77,7 +86,7 @@ final class CheckCommand implements Callable<Integer> {
             }
         }
         if (problems.isEmpty()) {
-            out.printf("ok: %d tensors in %d file(s) match %s%n", checked, byFile.size(), Manifest.FILE);
+            out.printf("ok: %d tensors in %d file(s) match %s%n", checked, byFile.size(), manifest.getFileName());
             return ExitCodes.OK;
         }
         PrintWriter err = spec.commandLine().getErr();

@@ -7,11 +7,15 @@ import java.util.ArrayList;
 import java.util.List;
 import picocli.CommandLine.Option;
 
-/** The options plan and convert share: preset, the user's rules and the scaling. */
+/** The options plan and convert share: preset, components, the user's rules and the scaling. */
 final class ConversionOptions {
 
-    @Option(names = "--preset", defaultValue = "auto", description = "auto, wan or generic (default: ${DEFAULT-VALUE})")
+    @Option(names = "--preset", defaultValue = "auto", description = "auto, wan, t5, vae or generic (default: ${DEFAULT-VALUE})")
     String preset;
+
+    @Option(names = "--components", split = ",", paramLabel = "NAME",
+            description = "Also convert these components of a folder (names, or kinds: text_encoder, vae, all); by default only the diffusion transformers are, and the rest is copied unchanged.")
+    List<String> components = new ArrayList<>();
 
     @Option(names = "--ignore", paramLabel = "REGEX", description = "Keep matching tensors in high precision (repeatable).")
     List<String> ignore = new ArrayList<>();

@@ -25,7 +25,8 @@ final class ConvertCommand implements Callable<Integer> {
     @Parameters(index = "0", arity = "0..1", paramLabel = "SRC", description = "Checkpoint or release folder (default: the embedded tiny Wan checkpoint)")
     Path src;
 
-    @Parameters(index = "1", arity = "0..1", paramLabel = "DST", description = "Output folder (default: ./fp8q-out)")
+    @Parameters(index = "1", arity = "0..1", paramLabel = "DST",
+            description = "Output: a folder for a folder SRC, a .safetensors file for a file (default: ./fp8q-out)")
     Path dst;
 
     @Mixin
@@ -44,10 +45,10 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "Worker threads (default: all cores).")
     Integer threads;
 
-    @Option(names = "--force", description = "Replace DST if it exists (only once the new output is complete).")
+    @Option(names = "--force", description = "Replace DST if it is an earlier fp8q output (only once the new output is complete).")
     boolean force;
 
-    @Option(names = "--quiet", description = "No progress bar.")
+    @Option(names = "--quiet", description = "Print nothing on success (warnings and errors still go to stderr).")
     boolean quiet;
 
     @Spec
@@ -71,6 +72,9 @@ final class ConvertCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new Fp8q.UsageException("--layout: " + e.getMessage());
         }
+        if (threads != null && threads < 1) {
+            throw new Fp8q.UsageException("--threads must be 1 or more, not " + threads);
+        }
         Path source = src != null ? src : Inputs.embeddedDefault();
         Path target = dst != null ? dst : Path.of("fp8q-out");
         List<String> cmd = new ArrayList<>(List.of("fp8q"));
@@ -81,12 +85,17 @@ final class ConvertCommand implements Callable<Integer> {
         long t0 = System.nanoTime();
         Manifest m = new Converter(new Converter.Options(conversion.preset, conversion.userRules(), bf16, keepNonFinite,
                 threads != null ? threads : Runtime.getRuntime().availableProcessors(), force, cmd, conversion.scaling(),
-                outLayout, conversion.pthKey), bar).convert(source, target);
+                outLayout, conversion.pthKey, List.copyOf(conversion.components)), bar).convert(source, target);
         double secs = (System.nanoTime() - t0) / 1e9;
-        out.printf(Locale.ROOT, "converted %s -> %s: %d tensors quantized, %d preserved, in %.2f s%n", source, target,
-                m.totals().quantized(), m.totals().preserved(), secs);
+        if (quiet) {
+            return ExitCodes.OK;
+        }
+        Path written = Converter.outputPath(source, target);
+        long copied = m.components().stream().filter(c -> c.action().equals("copied")).count();
+        out.printf(Locale.ROOT, "converted %s -> %s: %d tensors quantized, %d preserved%s, in %.2f s%n", source, written,
+                m.totals().quantized(), m.totals().preserved(), copied == 0 ? "" : ", " + copied + " component(s) copied unchanged", secs);
         out.println();
-        out.print(MemoryReport.of(source, target).table());
+        out.print(MemoryReport.of(source, written).table());
         return ExitCodes.OK;
     }
 }

@@ -2,8 +2,9 @@ package dev.fp8q.cli;
 
 import dev.fp8q.formats.DType;
 import dev.fp8q.verifier.weights.Dequantizer;
-import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -20,13 +21,13 @@ final class DequantizeCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "DST", description = "An FP8 checkpoint (fp8q's or another tool's)")
     Path dst;
 
-    @Parameters(index = "1", paramLabel = "OUT", description = "Output folder")
+    @Parameters(index = "1", paramLabel = "OUT", description = "Output: a folder for a folder DST, a .safetensors file for a file")
     Path out;
 
     @Option(names = "--dtype", defaultValue = "bf16", description = "bf16 (default), f16 or f32")
     String dtype;
 
-    @Option(names = "--force", description = "Replace OUT if it exists (only once the new output is complete).")
+    @Option(names = "--force", description = "Replace OUT if it is an earlier fp8q output (only once the new output is complete).")
     boolean force;
 
     @Spec
@@ -40,15 +41,11 @@ final class DequantizeCommand implements Callable<Integer> {
             case "f32" -> DType.F32;
             default -> throw new Fp8q.UsageException("--dtype must be bf16, f16 or f32");
         };
-        if (Files.exists(out) && !force) {
-            throw new Fp8q.UsageException(out + " exists (use --force to replace it)");
-        }
-        if (out.toAbsolutePath().normalize().startsWith(dst.toAbsolutePath().normalize())) {
-            throw new Fp8q.UsageException(out + ": OUT must not be inside DST");
-        }
-        Dequantizer.Result r = Dequantizer.run(dst, out, dt);
+        List<String> cmd = new ArrayList<>(List.of("fp8q"));
+        cmd.addAll(spec.commandLine().getParseResult().originalArgs());
+        Dequantizer.Result r = Dequantizer.run(dst, out, dt, force, cmd);
         spec.commandLine().getOut().printf("%s: %d FP8 tensor(s) dequantized to %s, %d copied, %d scale tensor(s) dropped, %.2f MiB%n",
-                out, r.dequantized(), dt, r.copied(), r.scalesDropped(), r.bytes() / 1048576.0);
+                Dequantizer.outputPath(dst, out), r.dequantized(), dt, r.copied(), r.scalesDropped(), r.bytes() / 1048576.0);
         return ExitCodes.OK;
     }
 }

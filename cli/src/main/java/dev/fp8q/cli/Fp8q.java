@@ -3,6 +3,7 @@ package dev.fp8q.cli;
 import dev.fp8q.converter.ConvertException;
 import dev.fp8q.converter.plan.PlanException;
 import dev.fp8q.formats.FormatException;
+import dev.fp8q.formats.OutputGuard;
 import dev.fp8q.formats.OutputLock;
 import dev.fp8q.verifier.VerifyException;
 import dev.fp8q.verifier.check.Bounds;
@@ -90,7 +91,8 @@ public final class Fp8q {
             code = ExitCodes.INPUT_ERROR;
             message = n.getFile() + ": no such file or folder";
         } else if (t instanceof UsageException || t instanceof ConvertException || t instanceof PlanException
-                || t instanceof VerifyException || t instanceof Bounds.BoundsException || t instanceof OutputLock.BusyException) {
+                || t instanceof VerifyException || t instanceof Bounds.BoundsException || t instanceof OutputLock.BusyException
+                || t instanceof OutputGuard.RefusedException) {
             code = ExitCodes.INPUT_ERROR;
             message = t.getMessage();
         } else if (t instanceof IOException io) {

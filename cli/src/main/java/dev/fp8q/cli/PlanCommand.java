@@ -4,19 +4,16 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.fp8q.converter.model.ModelDetector;
+import dev.fp8q.converter.SourcePlan;
 import dev.fp8q.converter.model.ModelInfo;
 import dev.fp8q.converter.plan.Action;
 import dev.fp8q.converter.quant.Scaling;
 import dev.fp8q.converter.plan.Decision;
-import dev.fp8q.converter.plan.Planner;
 import dev.fp8q.converter.plan.Preset;
 import dev.fp8q.converter.report.MemoryReport;
-import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.Components;
 import java.io.PrintWriter;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -55,20 +52,28 @@ final class PlanCommand implements Callable<Integer> {
         long before = 0;
         long after = 0;
         Scaling scaling = conversion.scaling();
-        for (Components.Component c : Components.of(source)) {
-            try (Checkpoint cp = Checkpoint.open(c.path(), conversion.pthKey)) {
-                Map<String, long[]> shapes = new LinkedHashMap<>();
-                cp.tensors().forEach(t -> shapes.put(t.name(), t.entry().shape()));
-                ModelInfo model = ModelDetector.detect(shapes);
-                Preset preset;
-                try {
-                    preset = Preset.resolve(conversion.preset, model);
-                } catch (IllegalArgumentException e) {
-                    throw new Fp8q.UsageException(e.getMessage());
+        try (SourcePlan plan = SourcePlan.of(source, conversion.preset, conversion.userRules(), conversion.components,
+                conversion.pthKey)) {
+            for (SourcePlan.Part part : plan.parts()) {
+                Components.Component c = part.component();
+                String label = c.name().isEmpty() ? c.path().toString() : c.name();
+                if (!part.converted()) {
+                    comps.addObject().put("component", c.name()).put("kind", part.kind().label()).put("action", "copy");
+                    if (!json) {
+                        out.println("== " + label + " (" + part.kind().label() + "): copied unchanged");
+                        out.println();
+                    }
+                    continue;
                 }
-                List<Decision> ds = new Planner(preset, conversion.userRules()).plan(cp.tensors().stream().map(Checkpoint.Tensor::entry).toList());
+                Preset preset = part.planner().preset();
+                ModelInfo model = part.model();
+                List<Decision> ds = part.decisions();
                 Map<String, long[]> byRule = new TreeMap<>(); // rule -> count, bytes before, bytes after
-                ObjectNode cn = comps.addObject().put("component", c.name()).put("preset", preset.id);
+                ObjectNode cn = comps.addObject().put("component", c.name()).put("kind", part.kind().label())
+                        .put("action", "convert").put("preset", preset.id);
+                if (!part.prefix().isEmpty()) {
+                    cn.put("key_prefix", part.prefix());
+                }
                 cn.set("model", m.valueToTree(model));
                 ArrayNode ts = cn.putArray("tensors");
                 for (Decision d : ds) {
@@ -88,12 +93,14 @@ final class PlanCommand implements Callable<Integer> {
                             .put("rule", d.rule()).put("bytes_before", b).put("bytes_after", a);
                 }
                 if (!json) {
-                    out.println("== " + (c.name().isEmpty() ? c.path() : c.name()) + ": " + model.describe() + ", preset " + preset.id);
+                    out.println("== " + label + ": " + model.describe() + ", preset " + preset.id
+                            + (part.prefix().isEmpty() ? "" : ", key prefix " + part.prefix()));
                     out.printf("%-44s %8s %12s %12s%n", "action  rule", "tensors", "before", "after");
                     byRule.forEach((k, v) -> out.printf("%-44s %8d %12s %12s%n", k, v[0], MemoryReport.human(v[1]), MemoryReport.human(v[2])));
                     out.println();
                 }
             }
+            plan.notes().forEach(n -> spec.commandLine().getErr().println("fp8q: warning: " + n));
         }
         root.put("bytes_before", before).put("bytes_after", after);
         if (json) {

@@ -1,11 +1,8 @@
 package dev.fp8q.converter;
 
-import dev.fp8q.converter.model.ModelDetector;
-import dev.fp8q.converter.model.ModelInfo;
 import dev.fp8q.converter.plan.Action;
 import dev.fp8q.converter.plan.Decision;
 import dev.fp8q.converter.plan.Planner;
-import dev.fp8q.converter.plan.Preset;
 import dev.fp8q.converter.plan.UserRules;
 import dev.fp8q.converter.layout.ComfyMetadata;
 import dev.fp8q.converter.layout.Layout;
@@ -16,9 +13,11 @@ import dev.fp8q.converter.quant.NonFiniteException;
 import dev.fp8q.converter.quant.QuantResult;
 import dev.fp8q.converter.quant.TensorQuantizer;
 import dev.fp8q.formats.Checkpoint;
-import dev.fp8q.formats.Components;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.FileTrees;
+import dev.fp8q.formats.Interrupts;
+import dev.fp8q.formats.OutputGuard;
+import dev.fp8q.formats.TreeMirror;
 import dev.fp8q.formats.OutputLock;
 import dev.fp8q.formats.TensorFile;
 import dev.fp8q.formats.pth.PthFile;
@@ -36,6 +35,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -48,21 +48,26 @@ import java.util.concurrent.ForkJoinPool;
 /**
  * fp8q convert: E4M3 from BF16/F16/F32 safetensors or .pth (per-tensor, channel or block scales, in one of the
  * runtimes' layouts), streamed shard by shard into a temporary folder that is renamed to DST only when
- * everything, manifest included, is written. Output shards mirror the source's.
+ * everything, manifest included, is written. DST mirrors SRC: a file gives a file (its manifest beside it), a
+ * folder a folder with every file not converted carried over unchanged; output shards keep the source's names.
  */
 public final class Converter {
 
     public static final String VERSION = Manifest.TOOL_VERSION;
 
-    /** How to convert. preset: auto, wan or generic. */
+    /**
+     * How to convert. preset: auto, wan, t5, vae or generic. components: --components entries (names or kinds)
+     * converted besides the transformers.
+     */
     public record Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve,
-            int threads, boolean force, List<String> commandLine, Scaling scaling, Layout layout, String pthKey) {
+            int threads, boolean force, List<String> commandLine, Scaling scaling, Layout layout, String pthKey,
+            List<String> components) {
 
         /** Per-tensor scales in the default (ComfyUI) layout. */
         public Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve, int threads,
                 boolean force, List<String> commandLine) {
             this(preset, rules, preserveAsBf16, nonFinitePreserve, threads, force, commandLine, Scaling.PER_TENSOR,
-                    Layout.COMFY, null);
+                    Layout.COMFY, null, List.of());
         }
     }
 
@@ -76,6 +81,17 @@ public final class Converter {
         this.pool = new ForkJoinPool(Math.max(1, options.threads()));
     }
 
+    /**
+     * The path a conversion of src into dst writes: a folder for a folder, a {@code .safetensors} file for a file
+     * (the extension added when dst lacks it).
+     */
+    public static Path outputPath(Path src, Path dst) {
+        if (Files.isDirectory(src) || dst.getFileName() == null || dst.getFileName().toString().endsWith(".safetensors")) {
+            return dst;
+        }
+        return dst.resolveSibling(dst.getFileName() + ".safetensors");
+    }
+
     public Manifest convert(Path src, Path dst) throws Exception {
         String refusal = options.layout().refusal(options.scaling());
         if (refusal != null) {
@@ -86,61 +102,91 @@ public final class Converter {
             progress.warn("--layout comfy-legacy: ComfyUI casts EVERY Linear of such a file to FP8, preserved ones "
                     + "with scale 1.0; use the default layout to keep layers in high precision");
         }
-        List<Components.Component> components = Components.of(src);
-        Path dstAbs = dst.toAbsolutePath().normalize();
-        if (dstAbs.startsWith(src.toAbsolutePath().normalize()) && Files.isDirectory(src)) {
-            throw new ConvertException(dst + ": DST must not be inside SRC");
+        boolean folder = Files.isDirectory(src);
+        if (!folder && Files.isDirectory(dst)) {
+            throw new ConvertException(dst + " is a folder, and a file SRC gives a file: name the output file, e.g. "
+                    + dst.resolve(Path.of(src.getFileName().toString().replaceFirst("\\.(safetensors|pth|pt)$", "") + "-fp8.safetensors")));
         }
-        if (Files.exists(dstAbs) && !options.force()) {
-            throw new ConvertException(dst + " exists (use --force to replace it)");
-        }
-        Files.createDirectories(dstAbs.getParent());
-        try (OutputLock lock = OutputLock.acquire(dstAbs)) {
-            for (Path stale : lock.removeStale(dstAbs)) {
-                progress.warn("removed " + stale + ", left by an interrupted run");
+        Path target = outputPath(src, dst).toAbsolutePath().normalize();
+        Path manifestPath = folder ? target.resolve(Manifest.FILE) : Manifest.locate(target);
+        guard(src, target, manifestPath);
+        try (SourcePlan plan = SourcePlan.of(src, options.preset(), options.rules(), options.components(), options.pthKey())) {
+            plan.requireWork(options.preset());
+            plan.notes().forEach(progress::warn);
+            Files.createDirectories(target.getParent());
+            try (OutputLock lock = OutputLock.acquire(target)) {
+                for (Path stale : lock.removeStale(target)) {
+                    progress.warn("removed " + stale + ", left by an interrupted run");
+                }
+                guard(src, target, manifestPath); // again, now that no other run can write it
+                return convertLocked(src, plan, target, manifestPath);
             }
-            return convertLocked(components, dstAbs);
         } finally {
             pool.shutdownNow();
         }
     }
 
-    private Manifest convertLocked(List<Components.Component> components, Path dstAbs) throws Exception {
-        if (Files.exists(dstAbs) && !options.force()) { // again, now that no other run can create it
-            throw new ConvertException(dstAbs + " exists (use --force to replace it)");
-        }
-        Path tmp = dstAbs.resolveSibling("." + dstAbs.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
-        Files.createDirectory(tmp);
+    private void guard(Path src, Path target, Path manifestPath) throws java.io.IOException, ConvertException {
         try {
+            OutputGuard.check(src, target, manifestPath, options.force());
+        } catch (OutputGuard.RefusedException e) {
+            throw new ConvertException(e.getMessage());
+        }
+    }
+
+    private Manifest convertLocked(Path src, SourcePlan plan, Path target, Path manifestPath) throws Exception {
+        Path tmp = target.resolveSibling("." + target.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
+        Files.createDirectory(tmp);
+        boolean folder = Files.isDirectory(src);
+        try (Interrupts armed = Interrupts.cleanUp(List.of(tmp, OutputLock.lockFile(target)))) {
             List<Manifest.Source> sources = new ArrayList<>();
             List<Manifest.TensorRecord> records = new ArrayList<>();
-            List<Checkpoint> open = new ArrayList<>();
-            SourceSnapshot snapshot;
-            try {
-                long total = 0;
-                for (Components.Component c : components) {
-                    Checkpoint cp = Checkpoint.open(c.path(), options.pthKey());
-                    open.add(cp);
-                    if (cp.shards().getFirst() instanceof PthFile pth && !pth.skipped().isEmpty()) {
-                        progress.warn(pth.path() + ": not tensors, not carried over: " + String.join(", ", pth.skipped()));
-                    }
-                    total += cp.totalBytes();
+            List<Manifest.ComponentRecord> components = new ArrayList<>();
+            Set<Path> consumed = new HashSet<>();
+            List<Checkpoint> open = plan.converted().stream().map(SourcePlan.Part::checkpoint).toList();
+            SourceSnapshot snapshot = SourceSnapshot.of(open);
+            long total = 0;
+            for (Checkpoint cp : open) {
+                if (cp.shards().getFirst() instanceof PthFile pth && !pth.skipped().isEmpty()) {
+                    progress.warn(pth.path() + ": not tensors, not carried over: " + String.join(", ", pth.skipped()));
                 }
-                snapshot = SourceSnapshot.of(open);
-                progress.start(total);
-                Trace.mark("sources open");
-                for (int i = 0; i < components.size(); i++) {
-                    Components.Component c = components.get(i);
-                    Path out = c.name().isEmpty() ? tmp : Files.createDirectories(tmp.resolve(c.name()));
-                    convertComponent(c, open.get(i), out, sources, records);
-                }
-                snapshot.verifyUnchanged();
-            } finally {
-                open.forEach(Checkpoint::close);
+                total += cp.totalBytes();
             }
-            Manifest m = manifest(sources, records);
-            m.write(tmp.resolve(Manifest.FILE));
-            FileTrees.publish(tmp, dstAbs);
+            progress.start(total);
+            Trace.mark("sources open");
+            Path srcRoot = src.toAbsolutePath().normalize();
+            for (SourcePlan.Part part : plan.parts()) {
+                Path compPath = part.component().path().toAbsolutePath().normalize();
+                String srcRel = folder ? srcRoot.relativize(compPath).toString() : "";
+                if (!part.converted()) {
+                    components.add(new Manifest.ComponentRecord(part.name(), part.kind().label(), "copied", srcRel, srcRel));
+                    continue;
+                }
+                Output o = outputOf(part, folder, target, srcRel);
+                Path out = o.dir().isEmpty() ? tmp : Files.createDirectories(tmp.resolve(o.dir()));
+                convertComponent(part, out, o, folder ? srcRoot : compPath.getParent(), sources, records);
+                part.checkpoint().shards().forEach(sh -> consumed.add(sh.path().toAbsolutePath().normalize()));
+                components.add(new Manifest.ComponentRecord(part.name(), part.kind().label(), "converted", srcRel,
+                        o.file() == null ? o.dir() : o.path()));
+            }
+            snapshot.verifyUnchanged();
+            if (folder) {
+                TreeMirror.carry(src, tmp, consumed, SafetensorsWriter.syncs());
+            }
+            List<String> files = new ArrayList<>(OutputGuard.relativeFiles(tmp));
+            if (folder) {
+                files.add(Manifest.FILE);
+            }
+            Manifest m = manifest(sources, components, files.stream().sorted().toList(), records);
+            if (folder) {
+                m.write(tmp.resolve(Manifest.FILE));
+                FileTrees.publish(tmp, target);
+            } else {
+                Path written = tmp.resolve(target.getFileName().toString());
+                m.write(tmp.resolve(manifestPath.getFileName().toString()));
+                FileTrees.publishFile(written, target, tmp.resolve(manifestPath.getFileName().toString()), manifestPath);
+                FileTrees.delete(tmp);
+            }
             Trace.mark("published");
             progress.done();
             return m;
@@ -150,29 +196,46 @@ public final class Converter {
         }
     }
 
-    private void convertComponent(Components.Component c, Checkpoint cp, Path out, List<Manifest.Source> sources,
-            List<Manifest.TensorRecord> records) throws Exception {
-        Map<String, long[]> shapes = new LinkedHashMap<>();
-        cp.tensors().forEach(t -> shapes.put(t.name(), t.entry().shape()));
-        ModelInfo model = ModelDetector.detect(shapes);
-        Preset preset;
-        try {
-            preset = Preset.resolve(options.preset(), model);
-        } catch (IllegalArgumentException e) {
-            throw new ConvertException(e.getMessage());
+    /**
+     * Where a converted component goes, relative to DST: dir ("" for DST itself) and, for a single-file output, the
+     * file's name (a file SRC keeps DST's name; a .pth becomes a .safetensors beside where it was).
+     */
+    private record Output(String dir, String file) {
+        String path() {
+            return dir.isEmpty() ? file : dir + "/" + file;
         }
-        Planner planner = new Planner(preset, options.rules());
+    }
+
+    private static Output outputOf(SourcePlan.Part part, boolean folder, Path target, String srcRel) {
+        if (!folder) {
+            return new Output("", target.getFileName().toString());
+        }
+        if (part.component().isPth()) {
+            Path parent = Path.of(srcRel).getParent();
+            return new Output(parent == null ? "" : parent.toString(), SourcePlan.pthOutputName(part.component().path()));
+        }
+        return new Output(srcRel, null);
+    }
+
+    private void convertComponent(SourcePlan.Part part, Path out, Output o, Path srcRoot, List<Manifest.Source> sources,
+            List<Manifest.TensorRecord> records) throws Exception {
+        Checkpoint cp = part.checkpoint();
+        Set<String> names = new HashSet<>();
+        cp.tensors().forEach(t -> names.add(t.name()));
+        Planner planner = part.planner();
         Map<String, String> weightMap = new LinkedHashMap<>();
         long totalOut = 0;
         boolean marker = options.layout() == Layout.COMFY_LEGACY;
-        if (marker && shapes.containsKey(Layout.LEGACY_MARKER)) {
-            throw new ConvertException("cannot add the marker tensor '" + Layout.LEGACY_MARKER
+        String legacyMarker = part.prefix() + Layout.LEGACY_MARKER;
+        if (marker && names.contains(legacyMarker)) {
+            throw new ConvertException("cannot add the marker tensor '" + legacyMarker
                     + "': the source already has a tensor of that name");
         }
         List<TensorFile> shards = cp.shards();
-        List<Path> targets = shards.stream().map(shard -> out.resolve(outputName(shard))).toList();
+        List<Path> targets = shards.stream().map(shard -> out.resolve(o.file() != null ? o.file() : outputName(shard))).toList();
         for (TensorFile shard : shards) {
-            sources.add(new Manifest.Source(c.name(), shard.path().toString(), Files.size(shard.path())));
+            sources.add(new Manifest.Source(part.name(), srcRoot.relativize(shard.path().toAbsolutePath().normalize()).toString(),
+                    Files.size(shard.path())));
         }
         // Shards at once, each tensor by tensor: one shard's final fsync then overlaps the next one's work, and
         // each file has its own writer (writes to one file go one at a time).
@@ -181,9 +244,10 @@ public final class Converter {
         ChunkBuffers.forEachIndex(pool, shards.size(), i -> {
             TensorFile shard = shards.get(i);
             List<Checkpoint.Tensor> tensors = cp.tensors().stream().filter(t -> t.shard() == shard).toList();
-            converted[i] = convertShard(c.name(), tensors, planner, targets.get(i), shapes.keySet(),
-                    marker && i == 0); // the marker in the first shard only
+            converted[i] = convertShard(part.name(), tensors, planner, targets.get(i), names,
+                    marker && i == 0 ? legacyMarker : null); // the marker in the first shard only
         });
+        String dirPrefix = o.dir().isEmpty() ? "" : o.dir() + "/";
         for (int i = 0; i < shards.size(); i++) {
             Path target = targets.get(i);
             List<Manifest.TensorRecord> shardRecords = converted[i];
@@ -191,17 +255,16 @@ public final class Converter {
                 weightMap.put(r.name(), target.getFileName().toString());
                 totalOut += r.bytes();
             }
-            String rel = (c.name().isEmpty() ? "" : c.name() + "/") + target.getFileName();
             for (Manifest.TensorRecord r : shardRecords) {
-                records.add(withFile(r, rel));
+                records.add(withFile(r, dirPrefix + target.getFileName()));
             }
         }
         if (cp.index().isPresent()) {
             ShardIndex.write(out.resolve(cp.index().get().file().getFileName().toString()), totalOut, weightMap);
         }
-        Path config = Files.isDirectory(c.path()) ? c.path().resolve(LayoutConfig.CONFIG) : null;
+        Path config = Files.isDirectory(part.component().path()) ? part.component().path().resolve(LayoutConfig.CONFIG) : null;
         new LayoutConfig(options.layout(), options.scaling(), progress::warn)
-                .write(config != null && Files.isRegularFile(config) ? config : null, out, preservedLinears(records, c.name()));
+                .write(config != null && Files.isRegularFile(config) ? config : null, out, preservedLinears(records, part.name()));
     }
 
     /** Module names of the component's preserved 2-D ".weight" tensors: the layouts' ignore lists. */
@@ -238,7 +301,7 @@ public final class Converter {
     private record Job(Checkpoint.Tensor source, Decision decision, DType outType, String scaleName) {}
 
     private List<Manifest.TensorRecord> convertShard(String component, List<Checkpoint.Tensor> tensors, Planner planner,
-            Path target, Set<String> allNames, boolean marker) throws Exception {
+            Path target, Set<String> allNames, String marker) throws Exception {
         List<Job> jobs = new ArrayList<>();
         List<TensorSpec> specs = new ArrayList<>();
         Set<String> layers = new java.util.TreeSet<>();
@@ -273,8 +336,8 @@ public final class Converter {
             metadata.putAll(srcMeta);
         }
         metadata.putAll(options.layout().shardMetadata(layers));
-        if (marker) {
-            specs.add(new TensorSpec(Layout.LEGACY_MARKER, DType.F8_E4M3, new long[] {0}));
+        if (marker != null) {
+            specs.add(new TensorSpec(marker, DType.F8_E4M3, new long[] {0}));
         }
         Map<String, QuantResult> results = new ConcurrentHashMap<>();
         TensorQuantizer quantizer = new TensorQuantizer(pool);
@@ -330,7 +393,7 @@ public final class Converter {
 
     /** Manifest records, with the checksums of the bytes as written. */
     private static List<Manifest.TensorRecord> records(String component, List<Job> jobs, Map<String, QuantResult> results,
-            SafetensorsWriter written, Path target, boolean marker) {
+            SafetensorsWriter written, Path target, String marker) {
         List<Manifest.TensorRecord> out = new ArrayList<>();
         Map<String, String> crcs = written.checksums();
         for (Job j : jobs) {
@@ -349,10 +412,10 @@ public final class Converter {
                         null, crcs.get(j.scaleName()), s.byteSize()));
             }
         }
-        if (marker) {
-            out.add(new Manifest.TensorRecord(Layout.LEGACY_MARKER, component, target.getFileName().toString(), null,
+        if (marker != null) {
+            out.add(new Manifest.TensorRecord(marker, component, target.getFileName().toString(), null,
                     null, DType.F8_E4M3.name(), List.of(0L), "marker", "layout:" + Layout.COMFY_LEGACY.id(), null,
-                    null, null, null, null, crcs.get(Layout.LEGACY_MARKER), 0));
+                    null, null, null, null, crcs.get(marker), 0));
         }
         return out;
     }
@@ -370,9 +433,11 @@ public final class Converter {
         return Arrays.stream(shape).boxed().toList();
     }
 
-    private Manifest manifest(List<Manifest.Source> sources, List<Manifest.TensorRecord> records) {
+    private Manifest manifest(List<Manifest.Source> sources, List<Manifest.ComponentRecord> components,
+            List<String> files, List<Manifest.TensorRecord> records) {
         Map<String, Object> settings = new LinkedHashMap<>();
         settings.put("preset", options.preset());
+        settings.put("components", options.components());
         settings.put("scaling", options.scaling().describe());
         settings.put("layout", options.layout().id());
         settings.put("preserve_dtype", options.preserveAsBf16() ? "bf16" : "keep");
@@ -397,7 +462,7 @@ public final class Converter {
                 srcBytes += n * DType.valueOf(r.sourceDtype()).bits() / 8;
             }
         }
-        return new Manifest(Manifest.TOOL, VERSION, options.commandLine(), sources, settings, null, null, records,
+        return new Manifest(Manifest.TOOL, VERSION, options.commandLine(), sources, settings, components, files, records,
                 new Manifest.Totals(records.size(), q, p, srcBytes, outBytes));
     }
 

@@ -29,6 +29,15 @@ public final class FileTrees {
         }
     }
 
+    /**
+     * Publishes a single-file output and its manifest: the manifest first, then the file by one rename over any
+     * earlier version, so a file at DST is always complete and never lacks its manifest.
+     */
+    public static void publishFile(Path file, Path dst, Path manifest, Path manifestDst) throws IOException {
+        Files.move(manifest, manifestDst, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        Files.move(file, dst, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    }
+
     /** Deletes a file or folder tree (links are removed, not followed); absent is fine. */
     public static void delete(Path p) throws IOException {
         if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {

@@ -113,12 +113,9 @@ public final class Verifier {
         long start = System.nanoTime();
         long flops0 = Linear.flops();
         Optional<Manifest> manifest = readManifest(fp8);
-        List<Components.Component> src = Components.of(source);
-        List<Components.Component> dst = Components.of(fp8);
-        for (Components.Component d : dst) {
-            Components.Component s = src.stream().filter(c -> c.name().equals(d.name())).findFirst()
-                    .orElseThrow(() -> new VerifyException("component '" + d.name() + "' of " + fp8
-                            + " has no counterpart in " + source));
+        for (Pair p : pairs(source, fp8, manifest)) {
+            Components.Component s = p.source();
+            Components.Component d = p.fp8();
             List<Manifest.TensorRecord> records = manifest.map(m -> m.tensors().stream()
                     .filter(r -> d.name().equals(r.component() == null ? "" : r.component())).toList()).orElse(List.of());
             try (Checkpoint sc = Checkpoint.open(s.path()); Checkpoint dc = Checkpoint.open(d.path())) {
@@ -140,6 +137,41 @@ public final class Verifier {
                 List.copyOf(runs), List.copyOf(checks),
                 new VerifyReport.Summary(checks.size(), failed, failed == 0 && !checks.isEmpty(),
                         (Linear.flops() - flops0) / 1e9, seconds, Map.copyOf(phases)));
+    }
+
+    private record Pair(Components.Component source, Components.Component fp8) {}
+
+    /**
+     * The components to compare: the ones the manifest says were converted (where each came from and went), or,
+     * for another tool's output, the components of DST by name. Copied ones are listed in the report, not rerun.
+     */
+    private List<Pair> pairs(Path source, Path fp8, Optional<Manifest> manifest) throws FormatException, VerifyException {
+        List<Pair> out = new ArrayList<>();
+        if (manifest.isPresent() && manifest.get().components() != null) {
+            for (Manifest.ComponentRecord c : manifest.get().components()) {
+                if (!c.action().equals("converted")) {
+                    runs.add(new VerifyReport.ComponentRun(c.name(), "none", null, null, List.of(),
+                            List.of("copied unchanged by convert: nothing to rerun")));
+                    continue;
+                }
+                Path s = c.source().isEmpty() ? source : source.resolve(c.source());
+                Path d = c.output().isEmpty() || !Files.isDirectory(fp8) ? fp8 : fp8.resolve(c.output());
+                if (!Files.exists(s)) {
+                    throw new VerifyException("component '" + c.name() + "' of " + fp8 + " was converted from "
+                            + c.source() + ", which " + source + " does not hold: is SRC the model DST was made from?");
+                }
+                out.add(new Pair(new Components.Component(c.name(), s), new Components.Component(c.name(), d)));
+            }
+            return out;
+        }
+        List<Components.Component> src = Components.of(source);
+        for (Components.Component d : Components.of(fp8)) {
+            Components.Component s = src.stream().filter(c -> c.name().equals(d.name())).findFirst()
+                    .orElseThrow(() -> new VerifyException("component '" + d.name() + "' of " + fp8
+                            + " has no counterpart in " + source));
+            out.add(new Pair(s, d));
+        }
+        return out;
     }
 
     /** The output's manifest, when there is one ({@link Manifest#find}). */

@@ -8,7 +8,8 @@ import java.util.regex.Pattern;
  * Detects the model family from tensor names and shapes, as ComfyUI's model detection does for Wan
  * (FORMATS.md section 3): {@code head.modulation} (or diffusers' top-level {@code scale_shift_table}) means Wan;
  * Animate and S2V by their own modules; otherwise the patch embedding's input channels tell T2V (16),
- * I2V (36) and TI2V (48).
+ * I2V (36) and TI2V (48). Also told apart: T5/UMT5 text encoders (Wan's own naming and HF's), autoencoders
+ * (an encoder and a decoder of convolutions), BERT and LLM naming.
  */
 public final class ModelDetector {
 
@@ -23,6 +24,13 @@ public final class ModelDetector {
         if (original || diffusers) {
             return wan(shapes, original ? "original" : "diffusers");
         }
+        if (shapes.containsKey("token_embedding.weight") && shapes.containsKey("blocks.0.attn.q.weight")
+                || shapes.keySet().stream().anyMatch(n -> n.startsWith("encoder.block.0.layer.0.SelfAttention."))) {
+            return ModelInfo.generic("t5"); // Wan's own UMT5 .pth, or the HF T5/UMT5 encoder
+        }
+        if (isVae(shapes)) {
+            return ModelInfo.generic("vae");
+        }
         boolean llm = false;
         boolean bert = false;
         for (String name : shapes.keySet()) {
@@ -35,6 +43,19 @@ public final class ModelDetector {
             }
         }
         return ModelInfo.generic(bert ? "bert" : llm ? "llm" : "unknown");
+    }
+
+    /** An autoencoder: an encoder and a decoder built of convolutions (4-D or 5-D weights). */
+    private static boolean isVae(Map<String, long[]> shapes) {
+        boolean enc = false;
+        boolean dec = false;
+        boolean conv = false;
+        for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+            enc |= e.getKey().startsWith("encoder.");
+            dec |= e.getKey().startsWith("decoder.");
+            conv |= e.getValue().length >= 4 && e.getKey().endsWith(".weight");
+        }
+        return enc && dec && conv;
     }
 
     private static ModelInfo wan(Map<String, long[]> shapes, String naming) {

@@ -9,16 +9,24 @@ import java.util.regex.Pattern;
  * Turns tensor names into decisions. Order: the source dtype (only BF16/F16/F32 can be quantized), the
  * rank (2-D weights; Conv2d/Conv3d weights only when a --quantize pattern names them), the user's ignore and quantize patterns (a tensor matching both is an error),
  * the preset's quantize rules, then the FP8 GEMM shape rule (last dim % 16, leading dims % 8) for preset
- * choices; everything else is kept under the preset's keep rule.
+ * choices (not for weight-only presets); everything else is kept under the preset's keep rule. Names are
+ * matched without the ComfyUI prefix the planner was given; keys outside it are kept.
  */
 public final class Planner {
 
     private final Preset preset;
     private final UserRules user;
+    private final String prefix;
 
     public Planner(Preset preset, UserRules user) {
+        this(preset, user, "");
+    }
+
+    /** prefix: the ComfyUI key prefix the model's names carry ({@link dev.fp8q.converter.model.KeyPrefix}), or "". */
+    public Planner(Preset preset, UserRules user, String prefix) {
         this.preset = preset;
         this.user = user;
+        this.prefix = prefix;
     }
 
     public Preset preset() {
@@ -34,8 +42,12 @@ public final class Planner {
     }
 
     public Decision decide(TensorEntry t) {
-        Pattern ig = first(user.ignore(), t.name());
-        Pattern qu = first(user.quantize(), t.name());
+        String name = t.name().startsWith(prefix) ? t.name().substring(prefix.length()) : null;
+        if (name == null) {
+            return new Decision(t, Action.PRESERVE, "prefix:outside-" + prefix.substring(0, prefix.length() - 1));
+        }
+        Pattern ig = first(user.ignore(), t.name(), name);
+        Pattern qu = first(user.quantize(), t.name(), name);
         if (ig != null && qu != null) {
             throw new PlanException("tensor '" + t.name() + "' matches both --ignore '" + ig + "' and --quantize '" + qu
                     + "': make the patterns exclusive");
@@ -46,6 +58,9 @@ public final class Planner {
         if (t.rank() > 2 && qu != null && ig == null) { // Conv2d/Conv3d: weight-only FP8 storage, on request
             return new Decision(t, Action.QUANTIZE, "user:quantize=" + qu + "(weight-only,rank-" + t.rank() + ")");
         }
+        if (t.rank() > 2 && ig == null && preset.weightOnly() && preset.quantizeRule(name) != null) {
+            return new Decision(t, Action.QUANTIZE, preset.quantizeRule(name) + "(rank-" + t.rank() + ")");
+        }
         if (t.rank() != 2) {
             return new Decision(t, Action.PRESERVE, t.rank() < 2 ? "shape:1d" : "shape:not-2d");
         }
@@ -55,19 +70,20 @@ public final class Planner {
         if (qu != null) {
             return new Decision(t, Action.QUANTIZE, "user:quantize=" + qu);
         }
-        String rule = preset.quantizeRule(t.name());
+        String rule = preset.quantizeRule(name);
         if (rule == null) {
-            return new Decision(t, Action.PRESERVE, preset.keepRule(t.name()));
+            return new Decision(t, Action.PRESERVE, preset.keepRule(name));
         }
-        if (t.dim(1) % 16 != 0 || t.dim(0) % 8 != 0) {
+        if (!preset.weightOnly() && (t.dim(1) % 16 != 0 || t.dim(0) % 8 != 0)) {
             return new Decision(t, Action.PRESERVE, "fp8-gemm-shape");
         }
         return new Decision(t, Action.QUANTIZE, rule);
     }
 
-    private static Pattern first(List<Pattern> ps, String name) {
+    /** The first pattern found in the full name or in the name without the prefix. */
+    private static Pattern first(List<Pattern> ps, String full, String name) {
         for (Pattern p : ps) {
-            if (p.matcher(name).find()) {
+            if (p.matcher(full).find() || p.matcher(name).find()) {
                 return p;
             }
         }

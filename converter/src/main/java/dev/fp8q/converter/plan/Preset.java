@@ -15,12 +15,31 @@ public enum Preset {
             new Match("wan:attention", Pattern.compile("^blocks\\.\\d+\\.(self_attn|cross_attn)\\.[qkvo]\\.weight$")),
             new Match("wan:attention", Pattern.compile("^blocks\\.\\d+\\.(attn1|attn2)\\.(to_[qkv]|to_out\\.0)\\.weight$")),
             new Match("wan:ffn", Pattern.compile("^blocks\\.\\d+\\.ffn\\.(0|2|net\\.0\\.proj|net\\.2)\\.weight$")))),
+    /**
+     * T5/UMT5 encoders (Wan's text encoder): every attention and FFN Linear, in HF naming and Wan's own .pth
+     * naming; embeddings, norms and the relative position bias kept.
+     */
+    T5("t5", List.of(
+            new Match("t5:attention", Pattern.compile("^(encoder\\.)?block\\.\\d+\\.layer\\.0\\.SelfAttention\\.[qkvo]\\.weight$")),
+            new Match("t5:ffn", Pattern.compile("^(encoder\\.)?block\\.\\d+\\.layer\\.1\\.DenseReluDense\\.(wi|wi_0|wi_1|wo)\\.weight$")),
+            new Match("t5:attention", Pattern.compile("^blocks\\.\\d+\\.attn\\.[qkvo]\\.weight$")),
+            new Match("t5:ffn", Pattern.compile("^blocks\\.\\d+\\.ffn\\.(fc1|fc2|gate\\.0)\\.weight$")))),
+    /**
+     * Autoencoders, as vLLM-Omni stores them: every Linear, Conv2d and Conv3d weight in FP8 with one scale,
+     * dequantized before use (weight-only storage: the FP8 GEMM shape rule does not apply).
+     */
+    VAE("vae", List.of(new Match("vae:weight-only", Pattern.compile("\\.weight$")))),
     /** LLM and BERT naming: attention and MLP projections; embeddings, norms, lm_head and pooler kept. */
     GENERIC("generic", List.of(
             new Match("generic:attention", Pattern.compile("(^|\\.)(q_proj|k_proj|v_proj|o_proj|out_proj|qkv_proj|query|key|value|attention\\.output\\.dense)\\.weight$")),
             new Match("generic:ffn", Pattern.compile("(^|\\.)(gate_proj|up_proj|down_proj|fc1|fc2|intermediate\\.dense|(?<!attention\\.)output\\.dense|mlp\\.[a-z_]+)\\.weight$"))));
 
     public record Match(String rule, Pattern pattern) {}
+
+    /** True for presets that store weights in FP8 without running FP8 GEMMs on them (any rank >= 2, any shape). */
+    public boolean weightOnly() {
+        return this == VAE;
+    }
 
     public final String id;
     private final List<Match> matches;
@@ -45,13 +64,20 @@ public enum Preset {
         return id + ":keep-" + LayerKind.of(name).label();
     }
 
-    /** "auto", "wan" or "generic"; auto picks by the detected family. */
+    /** "auto", "wan", "t5", "vae" or "generic"; auto picks by the detected family. */
     public static Preset resolve(String id, ModelInfo model) {
         return switch (id.toLowerCase(Locale.ROOT)) {
-            case "auto" -> model.isWan() ? WAN : GENERIC;
+            case "auto" -> switch (model.family()) {
+                case "wan" -> WAN;
+                case "t5" -> T5;
+                case "vae" -> VAE;
+                default -> GENERIC;
+            };
             case "wan" -> WAN;
+            case "t5" -> T5;
+            case "vae" -> VAE;
             case "generic" -> GENERIC;
-            default -> throw new IllegalArgumentException("unknown preset '" + id + "' (auto, wan, generic)");
+            default -> throw new IllegalArgumentException("unknown preset '" + id + "' (auto, wan, t5, vae, generic)");
         };
     }
 }

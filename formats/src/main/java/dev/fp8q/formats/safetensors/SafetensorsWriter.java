@@ -37,6 +37,11 @@ public final class SafetensorsWriter implements AutoCloseable {
 
     /** fsync before the rename; off with -Dfp8q.fsync=false (the temp-then-rename already survives a kill). */
     static final boolean SYNC = !"false".equals(System.getProperty("fp8q.fsync"));
+
+    /** Whether outputs are synced before they are published (-Dfp8q.fsync). */
+    public static boolean syncs() {
+        return SYNC;
+    }
     /**
      * Direct I/O (where the file system has it) on a machine whose cores are the limit: there the page cache's copy
      * and fresh pages cost more than the conversion (2 cores: 1.1 s direct against 1.8 s buffered with fsync and

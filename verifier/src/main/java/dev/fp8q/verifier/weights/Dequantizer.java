@@ -7,6 +7,9 @@ import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.Components;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.FileTrees;
+import dev.fp8q.formats.Interrupts;
+import dev.fp8q.formats.OutputGuard;
+import dev.fp8q.formats.TreeMirror;
 import dev.fp8q.formats.OutputLock;
 import dev.fp8q.formats.Fp8Names;
 import dev.fp8q.formats.TensorFile;
@@ -55,30 +58,80 @@ public final class Dequantizer {
 
     private Dequantizer() {}
 
-    public static Result run(Path dst, Path out, DType dtype) throws FormatException, IOException, OutputLock.BusyException {
+    /** The path dequantizing dst into out writes: a folder for a folder, a .safetensors file for a file. */
+    public static Path outputPath(Path dst, Path out) {
+        if (Files.isDirectory(dst) || out.getFileName() == null || out.getFileName().toString().endsWith(".safetensors")) {
+            return out;
+        }
+        return out.resolveSibling(out.getFileName() + ".safetensors");
+    }
+
+    /**
+     * OUT mirrors DST: a file gives a file (its manifest beside it), a folder a folder holding every file not
+     * dequantized, unchanged. OUT is replaced (force) only when it is an earlier fp8q output.
+     */
+    public static Result run(Path dst, Path out, DType dtype, boolean force, List<String> commandLine)
+            throws FormatException, IOException, OutputLock.BusyException, OutputGuard.RefusedException {
         if (dtype != DType.BF16 && dtype != DType.F16 && dtype != DType.F32) {
             throw new IllegalArgumentException("dequantize writes bf16, f16 or f32, not " + dtype);
         }
         Optional<Manifest> manifest = Verifier.readManifest(dst);
-        Path target = out.toAbsolutePath().normalize();
+        boolean folder = Files.isDirectory(dst);
+        if (!folder && Files.isDirectory(out)) {
+            throw new OutputGuard.RefusedException(out + " is a folder, and a file DST gives a file: name the output file");
+        }
+        Path target = outputPath(dst, out).toAbsolutePath().normalize();
+        Path manifestPath = folder ? target.resolve(Manifest.FILE) : Manifest.locate(target);
+        OutputGuard.check(dst, target, manifestPath, force);
+        List<Components.Component> parts = parts(dst, manifest);
         Files.createDirectories(target.getParent());
         try (OutputLock lock = OutputLock.acquire(target)) {
             lock.removeStale(target); // what killed runs into OUT left behind
+            OutputGuard.check(dst, target, manifestPath, force);
             Path tmp = target.resolveSibling("." + target.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
             Files.createDirectories(tmp);
             int[] counts = new int[3];
             long bytes = 0;
-            try {
-                for (Components.Component c : Components.of(dst)) {
-                    List<Manifest.TensorRecord> records = manifest.map(m -> m.tensors().stream()
+            List<Manifest.TensorRecord> records = new ArrayList<>();
+            try (Interrupts armed = Interrupts.cleanUp(List.of(tmp, OutputLock.lockFile(target)))) {
+                Path root = dst.toAbsolutePath().normalize();
+                Set<Path> consumed = new HashSet<>(Set.of(root.resolve(Manifest.FILE)));
+                for (Components.Component c : parts) {
+                    List<Manifest.TensorRecord> own = manifest.map(m -> m.tensors().stream()
                             .filter(r -> c.name().equals(r.component() == null ? "" : r.component())).toList())
                             .orElse(List.of());
-                    Path dir = c.name().isEmpty() ? tmp : Files.createDirectories(tmp.resolve(c.name()));
+                    Path p = c.path().toAbsolutePath().normalize();
+                    Path rel = folder ? root.relativize(Files.isDirectory(p) ? p : p.getParent()) : Path.of("");
+                    Path dir = Files.createDirectories(tmp.resolve(rel.toString()));
                     try (Checkpoint cp = Checkpoint.open(c.path())) {
-                        bytes += component(new Fp8Checkpoint(cp, records), c.path(), dir, dtype, counts);
+                        bytes += component(new Fp8Checkpoint(cp, own), c.path(), dir, folder ? null : target.getFileName().toString(),
+                                dtype, counts, folder ? rel.toString() : "", records);
+                        cp.shards().forEach(sh -> consumed.add(sh.path().toAbsolutePath().normalize()));
+                    }
+                    if (Files.isDirectory(p)) {
+                        consumed.add(p.resolve("hf_quant_config.json")); // ModelOpt's: OUT is not quantized
                     }
                 }
-                FileTrees.publish(tmp, target);
+                if (folder) {
+                    TreeMirror.carry(dst, tmp, consumed, SafetensorsWriter.syncs());
+                }
+                List<String> files = new ArrayList<>(OutputGuard.relativeFiles(tmp));
+                if (folder) {
+                    files.add(Manifest.FILE);
+                }
+                Manifest m = new Manifest(Manifest.TOOL, Manifest.TOOL_VERSION, commandLine,
+                        List.of(new Manifest.Source("", dst.getFileName().toString(), folder ? 0 : Files.size(dst))),
+                        Map.of("dequantize_dtype", dtype.name()), null, files.stream().sorted().toList(), records,
+                        new Manifest.Totals(records.size(), 0, records.size(), 0, bytes));
+                if (folder) {
+                    m.write(tmp.resolve(Manifest.FILE));
+                    FileTrees.publish(tmp, target);
+                } else {
+                    Path mf = tmp.resolve(manifestPath.getFileName().toString());
+                    m.write(mf);
+                    FileTrees.publishFile(tmp.resolve(target.getFileName().toString()), target, mf, manifestPath);
+                    FileTrees.delete(tmp);
+                }
             } catch (IOException | FormatException | RuntimeException | Error e) {
                 FileTrees.delete(tmp);
                 throw e;
@@ -87,8 +140,24 @@ public final class Dequantizer {
         }
     }
 
-    private static long component(Fp8Checkpoint fp8, Path source, Path dir, DType dtype, int[] counts)
-            throws FormatException, IOException {
+    /** The checkpoints to dequantize: what convert wrote, by the manifest, or DST's safetensors components. */
+    private static List<Components.Component> parts(Path dst, Optional<Manifest> manifest) throws FormatException {
+        if (manifest.isPresent() && manifest.get().components() != null) {
+            List<Components.Component> out = new ArrayList<>();
+            for (Manifest.ComponentRecord c : manifest.get().components()) {
+                if (c.action().equals("converted")) {
+                    out.add(new Components.Component(c.name(),
+                            c.output().isEmpty() || !Files.isDirectory(dst) ? dst : dst.resolve(c.output())));
+                }
+            }
+            return out;
+        }
+        return Components.of(dst).stream().filter(c -> !c.isPth()).toList(); // a .pth is carried as it is
+    }
+
+    /** fileName: the output's name for a single-file OUT, else null (shards keep their names). */
+    private static long component(Fp8Checkpoint fp8, Path source, Path dir, String fileName, DType dtype, int[] counts,
+            String rel, List<Manifest.TensorRecord> records) throws FormatException, IOException {
         Checkpoint cp = fp8.checkpoint();
         Set<String> scales = new HashSet<>();
         Set<String> unscaled = new HashSet<>();
@@ -116,7 +185,7 @@ public final class Dequantizer {
             }
             Map<String, String> metadata = new TreeMap<>(shard.metadata() == null ? Map.of() : shard.metadata());
             metadata.remove(Fp8Names.COMFY_METADATA);
-            Path file = dir.resolve(shard.path().getFileName().toString());
+            Path file = dir.resolve(fileName != null ? fileName : shard.path().getFileName().toString());
             try (SafetensorsWriter w = SafetensorsWriter.create(file, metadata, specs)) {
                 for (Checkpoint.Tensor t : tensors) {
                     if (isFp8(t.entry().dtype())) {
@@ -134,6 +203,15 @@ public final class Dequantizer {
                     weightMap.put(t.name(), file.getFileName().toString());
                 }
                 w.commit();
+                Map<String, String> crcs = w.checksums();
+                String where = rel.isEmpty() ? file.getFileName().toString() : rel + "/" + file.getFileName();
+                for (Checkpoint.Tensor t : tensors) {
+                    var e = w.entry(t.name());
+                    records.add(new Manifest.TensorRecord(t.name(), rel, where, t.entry().dtype().name(),
+                            List.of(box(t.entry().shape())), e.dtype().name(), List.of(box(e.shape())),
+                            isFp8(t.entry().dtype()) ? "dequantize" : "preserve", isFp8(t.entry().dtype()) ? "dequantize:codes-times-scales" : "copy",
+                            null, null, null, null, null, crcs.get(t.name()), e.byteSize()));
+                }
             }
         }
         if (cp.index().isPresent()) {
@@ -183,6 +261,14 @@ public final class Dequantizer {
         if (failure.get() != null) {
             throw failure.get();
         }
+    }
+
+    private static Long[] box(long[] shape) {
+        Long[] out = new Long[shape.length];
+        for (int i = 0; i < shape.length; i++) {
+            out[i] = shape[i];
+        }
+        return out;
     }
 
     private static boolean isFp8(DType d) {
