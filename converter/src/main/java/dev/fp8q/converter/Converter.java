@@ -114,12 +114,14 @@ public final class Converter {
             plan.requireWork(options.preset());
             plan.notes().forEach(progress::warn);
             Files.createDirectories(target.getParent());
-            try (OutputLock lock = OutputLock.acquire(target)) {
+            Path tmp = target.resolveSibling("." + target.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
+            try (OutputLock lock = OutputLock.acquire(target);
+                    Interrupts armed = Interrupts.cleanUp(List.of(tmp, OutputLock.lockFile(target)))) {
                 for (Path stale : lock.removeStale(target)) {
                     progress.warn("removed " + stale + ", left by an interrupted run");
                 }
                 guard(src, target, manifestPath); // again, now that no other run can write it
-                return convertLocked(src, plan, target, manifestPath);
+                return convertLocked(src, plan, tmp, target, manifestPath);
             }
         } finally {
             pool.shutdownNow();
@@ -134,11 +136,10 @@ public final class Converter {
         }
     }
 
-    private Manifest convertLocked(Path src, SourcePlan plan, Path target, Path manifestPath) throws Exception {
-        Path tmp = target.resolveSibling("." + target.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
+    private Manifest convertLocked(Path src, SourcePlan plan, Path tmp, Path target, Path manifestPath) throws Exception {
         Files.createDirectory(tmp);
         boolean folder = Files.isDirectory(src);
-        try (Interrupts armed = Interrupts.cleanUp(List.of(tmp, OutputLock.lockFile(target)))) {
+        try {
             List<Manifest.Source> sources = new ArrayList<>();
             List<Manifest.TensorRecord> records = new ArrayList<>();
             List<Manifest.ComponentRecord> components = new ArrayList<>();

@@ -85,15 +85,16 @@ public final class Dequantizer {
         OutputGuard.check(dst, target, manifestPath, force);
         List<Components.Component> parts = parts(dst, manifest);
         Files.createDirectories(target.getParent());
-        try (OutputLock lock = OutputLock.acquire(target)) {
+        Path tmp = target.resolveSibling("." + target.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
+        try (OutputLock lock = OutputLock.acquire(target);
+                Interrupts armed = Interrupts.cleanUp(List.of(tmp, OutputLock.lockFile(target)))) {
             lock.removeStale(target); // what killed runs into OUT left behind
             OutputGuard.check(dst, target, manifestPath, force);
-            Path tmp = target.resolveSibling("." + target.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
             Files.createDirectories(tmp);
             int[] counts = new int[3];
             long bytes = 0;
             List<Manifest.TensorRecord> records = new ArrayList<>();
-            try (Interrupts armed = Interrupts.cleanUp(List.of(tmp, OutputLock.lockFile(target)))) {
+            try {
                 Path root = dst.toAbsolutePath().normalize();
                 Set<Path> consumed = new HashSet<>(Set.of(root.resolve(Manifest.FILE)));
                 for (Components.Component c : parts) {
