@@ -41,7 +41,7 @@ class ConvertCommandTest {
 
     /** Every FP8 byte and scale recomputed here from the source, independently of the converter's loops. */
     static void assertExact(Path src, Path dst) throws Exception {
-        Manifest m = Manifest.read(dst.resolve(Manifest.FILE));
+        Manifest m = Manifest.read(Manifest.locate(dst));
         try (Checkpoint s = Checkpoint.open(src); Checkpoint d = Checkpoint.open(dst)) {
             for (Manifest.TensorRecord r : m.tensors()) {
                 Checkpoint.Tensor out = d.tensor(r.name()).orElseThrow();
@@ -79,8 +79,8 @@ class ConvertCommandTest {
         for (DType dt : List.of(DType.BF16, DType.F32, DType.F16)) {
             for (WanNaming n : WanNaming.values()) {
                 Path src = make(dir.resolve("src-" + dt + n + ".safetensors"), WanVariant.T2V_A14B, n, dt, 0, false);
-                Path dst = dir.resolve("dst-" + dt + n);
-                CliRun r = CliRun.of("convert", "--quiet", src.toString(), dst.toString());
+                Path dst = dir.resolve("dst-" + dt + n + ".safetensors");
+                CliRun r = CliRun.of("convert", src.toString(), dst.toString());
                 assertEquals(0, r.code(), r.err());
                 assertTrue(r.out().contains("20 tensors quantized"), r.out());
                 assertExact(src, dst);
@@ -92,9 +92,9 @@ class ConvertCommandTest {
     @Test
     void aSourceFileWithoutTheExtensionGivesAReadableOutput(@TempDir Path dir) throws Exception {
         Path src = make(dir.resolve("model"), WanVariant.T2V_A14B, WanNaming.ORIGINAL, DType.BF16, 0, false);
-        Path dst = dir.resolve("out");
-        assertEquals(0, CliRun.of("convert", "--quiet", src.toString(), dst.toString()).code());
-        assertTrue(Files.isRegularFile(dst.resolve("model.safetensors")));
+        assertEquals(0, CliRun.of("convert", "--quiet", src.toString(), dir.resolve("out").toString()).code());
+        Path dst = dir.resolve("out.safetensors");
+        assertTrue(Files.isRegularFile(dst), "a file SRC gives a file, with the extension added");
         assertExact(src, dst);
         assertEquals(0, CliRun.of("check", dst.toString()).code());
         CliRun verify = CliRun.of("verify", "--quiet", "--device", "cpu", "--grid", "2,2,2", "--context-tokens", "4",
@@ -105,9 +105,9 @@ class ConvertCommandTest {
     @Test
     void manifestSaysWhatWasDone(@TempDir Path dir) throws Exception {
         Path src = make(dir.resolve("s.safetensors"), WanVariant.T2V_A14B, WanNaming.ORIGINAL, DType.BF16, 0, false);
-        Path dst = dir.resolve("d");
+        Path dst = dir.resolve("d.safetensors");
         assertEquals(0, CliRun.of("convert", "--quiet", src.toString(), dst.toString()).code());
-        JsonNode m = new ObjectMapper().readTree(dst.resolve("fp8-manifest.json").toFile());
+        JsonNode m = new ObjectMapper().readTree(Manifest.locate(dst).toFile());
         assertEquals("fp8q", m.get("tool").asText());
         assertEquals("convert", m.get("command_line").get(1).asText());
         assertEquals(Files.size(src), m.get("sources").get(0).get("bytes").asLong());
@@ -128,9 +128,9 @@ class ConvertCommandTest {
         }
         assertEquals(20, q);
         assertEquals(20, m.get("totals").get("quantized").asInt());
-        assertEquals(Files.size(dst.resolve("s.safetensors")) - 8 - headerLen(dst.resolve("s.safetensors")),
+        assertEquals(Files.size(dst) - 8 - headerLen(dst),
                 m.get("totals").get("output_bytes").asLong());
-        try (SafetensorsFile f = SafetensorsFile.open(dst.resolve("s.safetensors"))) {
+        try (SafetensorsFile f = SafetensorsFile.open(dst)) {
             String meta = f.metadata().get("_quantization_metadata");
             JsonNode qm = new ObjectMapper().readTree(meta);
             assertEquals("1.0", qm.get("format_version").asText());
@@ -151,7 +151,7 @@ class ConvertCommandTest {
         Path src = make(dir.resolve("Wan2.2-T2V-A14B"), WanVariant.T2V_A14B, WanNaming.ORIGINAL, DType.F32, 400_000, true);
         Files.writeString(src.resolve("low_noise_model/config.json"), "{\"_class_name\": \"WanModel\", \"dim\": 128}");
         Path dst = dir.resolve("fp8");
-        CliRun r = CliRun.of("convert", "--quiet", "--preserve-dtype", "bf16", src.toString(), dst.toString());
+        CliRun r = CliRun.of("convert", "--preserve-dtype", "bf16", src.toString(), dst.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("high_noise_model") && r.out().contains("low_noise_model"), r.out());
         for (String e : List.of("high_noise_model", "low_noise_model")) {
@@ -196,9 +196,9 @@ class ConvertCommandTest {
     @Test
     void corruptionIsFoundByCheck(@TempDir Path dir) throws Exception {
         Path src = make(dir.resolve("s.safetensors"), WanVariant.T2V_A14B, WanNaming.ORIGINAL, DType.BF16, 0, false);
-        Path dst = dir.resolve("d");
+        Path dst = dir.resolve("d.safetensors");
         assertEquals(0, CliRun.of("convert", "--quiet", src.toString(), dst.toString()).code());
-        Path f = dst.resolve("s.safetensors");
+        Path f = dst;
         long pos;
         try (SafetensorsFile sf = SafetensorsFile.open(f)) {
             var t = sf.tensor("blocks.1.ffn.2.weight").orElseThrow();
@@ -239,7 +239,7 @@ class ConvertCommandTest {
     @Test
     void nonFiniteIsRefusedByNameOrPreservedOnRequest(@TempDir Path dir) throws Exception {
         Path src = withTensor(dir, "blocks.0.ffn.0.weight", new float[] {1f, Float.NaN, 2f, Float.POSITIVE_INFINITY});
-        Path dst = dir.resolve("d");
+        Path dst = dir.resolve("d.safetensors");
         CliRun r = CliRun.of("convert", "--quiet", src.toString(), dst.toString());
         assertEquals(ExitCodes.INPUT_ERROR, r.code());
         assertTrue(r.err().contains("blocks.0.ffn.0.weight") && r.err().contains("128 NaN/Inf"), r.err());
@@ -248,7 +248,7 @@ class ConvertCommandTest {
         CliRun p = CliRun.of("convert", "--quiet", "--nonfinite", "preserve", src.toString(), dst.toString());
         assertEquals(0, p.code(), p.err());
         assertTrue(p.err().contains("warning") && p.err().contains("blocks.0.ffn.0.weight"), p.err());
-        Manifest m = Manifest.read(dst.resolve(Manifest.FILE));
+        Manifest m = Manifest.read(Manifest.locate(dst));
         var rec = m.tensors().stream().filter(t -> t.name().equals("blocks.0.ffn.0.weight")).findFirst().orElseThrow();
         assertEquals("preserve", rec.action());
         assertTrue(rec.rule().startsWith("nonfinite"), rec.rule());
@@ -257,7 +257,7 @@ class ConvertCommandTest {
     @Test
     void allZeroTensorGetsScaleOneAndAWarning(@TempDir Path dir) throws Exception {
         Path src = withTensor(dir, "blocks.0.ffn.0.weight", new float[] {0f});
-        Path dst = dir.resolve("d");
+        Path dst = dir.resolve("d.safetensors");
         CliRun r = CliRun.of("convert", "--quiet", src.toString(), dst.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().contains("all zeros"), r.err());
@@ -269,14 +269,18 @@ class ConvertCommandTest {
     @Test
     void existingDstIsRefusedWithoutForceAndReplacedWithIt(@TempDir Path dir) throws Exception {
         Path src = make(dir.resolve("s.safetensors"), WanVariant.T2V_A14B, WanNaming.ORIGINAL, DType.BF16, 0, false);
-        Path dst = Files.createDirectories(dir.resolve("d"));
-        Files.writeString(dst.resolve("keep.txt"), "mine");
+        Path dst = dir.resolve("d.safetensors");
+        Files.writeString(dst, "mine");
         CliRun r = CliRun.of("convert", "--quiet", src.toString(), dst.toString());
         assertEquals(ExitCodes.INPUT_ERROR, r.code());
         assertTrue(r.err().contains("exists"), r.err());
-        assertTrue(Files.exists(dst.resolve("keep.txt")));
+        CliRun f = CliRun.of("convert", "--quiet", "--force", src.toString(), dst.toString());
+        assertEquals(ExitCodes.INPUT_ERROR, f.code(), "not an fp8q output: --force does not replace it");
+        assertEquals("mine", Files.readString(dst));
+        Files.delete(dst);
+        assertEquals(0, CliRun.of("convert", "--quiet", src.toString(), dst.toString()).code());
+        assertEquals(ExitCodes.INPUT_ERROR, CliRun.of("convert", "--quiet", src.toString(), dst.toString()).code());
         assertEquals(0, CliRun.of("convert", "--quiet", "--force", src.toString(), dst.toString()).code());
-        assertFalse(Files.exists(dst.resolve("keep.txt")));
         assertEquals(0, CliRun.of("check", dst.toString()).code());
     }
 
@@ -295,7 +299,7 @@ class ConvertCommandTest {
         CliRun t = CliRun.of("convert", "--quiet", trunc.toString(), dir.resolve("out").toString());
         assertEquals(ExitCodes.INPUT_ERROR, t.code());
         assertTrue(t.err().contains("t.safetensors") && t.err().contains("data section"), t.err());
-        assertFalse(Files.exists(dir.resolve("out")));
+        assertFalse(Files.exists(dir.resolve("out")) || Files.exists(dir.resolve("out.safetensors")));
         try (Stream<Path> s = Files.list(dir)) {
             assertTrue(s.noneMatch(p -> p.getFileName().toString().contains("fp8q-tmp")), "no temporary folder left");
         }
@@ -328,11 +332,11 @@ class ConvertCommandTest {
     void realMiniLmConvertsWithTheGenericPreset(@TempDir Path dir) throws Exception {
         Path real = PythonReference.sharedDir().resolve("testdata/real/all-minilm-l6-v2-layers0-1-bf16.safetensors");
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.exists(real), "SKIPPED: " + real + " not present");
-        Path dst = dir.resolve("d");
+        Path dst = dir.resolve("d.safetensors");
         CliRun r = CliRun.of("convert", "--quiet", real.toString(), dst.toString());
         assertEquals(0, r.code(), r.err());
         assertExact(real, dst);
-        Manifest m = Manifest.read(dst.resolve(Manifest.FILE));
+        Manifest m = Manifest.read(Manifest.locate(dst));
         assertEquals(12, m.totals().quantized(), "q, k, v, attention out, intermediate, output of 2 layers");
         for (var t : m.tensors()) {
             if (t.action().equals("quantize")) {
@@ -347,13 +351,13 @@ class ConvertCommandTest {
     @Test
     void reportFormats(@TempDir Path dir) throws Exception {
         Path src = make(dir.resolve("s.safetensors"), WanVariant.T2V_A14B, WanNaming.ORIGINAL, DType.F32, 0, false);
-        Path dst = dir.resolve("d");
+        Path dst = dir.resolve("d.safetensors");
         assertEquals(0, CliRun.of("convert", "--quiet", src.toString(), dst.toString()).code());
         CliRun j = CliRun.of("report", "--format", "json", src.toString(), dst.toString());
         JsonNode rows = new ObjectMapper().readTree(j.out()).get("rows");
         JsonNode total = rows.get(rows.size() - 1);
         assertEquals(Files.size(src) - 8 - headerLen(src), total.get("before_bytes").asLong());
-        assertEquals(Manifest.read(dst.resolve(Manifest.FILE)).totals().outputBytes(), total.get("after_bytes").asLong());
+        assertEquals(Manifest.read(Manifest.locate(dst)).totals().outputBytes(), total.get("after_bytes").asLong());
         assertTrue(CliRun.of("report", "--format", "markdown", src.toString(), dst.toString()).out().contains("| attention |"));
         assertTrue(CliRun.of("report", src.toString()).out().contains("ffn"));
     }

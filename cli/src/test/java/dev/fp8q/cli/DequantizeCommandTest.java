@@ -25,13 +25,12 @@ class DequantizeCommandTest {
     @Test
     void bf16RoundTripReproducesTheFp8BytesExactly() throws Exception {
         Path src = VerifyCommandTest.convert(dir, WanNaming.DIFFUSERS, DType.BF16);
-        Path dst = dir.resolve("fp8-" + WanNaming.DIFFUSERS + "-" + DType.BF16);
-        Path out = dir.resolve("bf16");
-        CliRun run = CliRun.of("dequantize", dst.toString(), out.toString());
+        Path dst = dir.resolve("fp8-" + WanNaming.DIFFUSERS + "-" + DType.BF16 + ".safetensors");
+        Path outFile = dir.resolve("bf16.safetensors");
+        CliRun run = CliRun.of("dequantize", dst.toString(), outFile.toString());
         assertEquals(0, run.code(), run.err());
-        Path outFile = out.resolve(src.getFileName());
         int fp8 = 0;
-        try (SafetensorsFile q = SafetensorsFile.open(dst.resolve(src.getFileName()));
+        try (SafetensorsFile q = SafetensorsFile.open(dst);
                 SafetensorsFile d = SafetensorsFile.open(outFile)) {
             assertFalse(d.metadata() != null && d.metadata().containsKey("_quantization_metadata"));
             for (TensorEntry e : q.tensors()) {
@@ -57,10 +56,10 @@ class DequantizeCommandTest {
         }
         assertTrue(fp8 > 10, "FP8 weights seen: " + fp8);
 
-        Path again = dir.resolve("fp8-again");
+        Path again = dir.resolve("fp8-again.safetensors");
         assertEquals(0, CliRun.of("convert", "--quiet", outFile.toString(), again.toString()).code());
-        try (SafetensorsFile a = SafetensorsFile.open(dst.resolve(src.getFileName()));
-                SafetensorsFile b = SafetensorsFile.open(again.resolve(src.getFileName()))) {
+        try (SafetensorsFile a = SafetensorsFile.open(dst);
+                SafetensorsFile b = SafetensorsFile.open(again)) {
             assertEquals(a.tensors().size(), b.tensors().size());
             for (TensorEntry e : a.tensors()) {
                 TensorEntry f = b.tensor(e.name()).orElseThrow();
@@ -75,11 +74,11 @@ class DequantizeCommandTest {
     void readsAForeignLayoutWrittenByTorch() throws Exception {
         Path in = Path.of(System.getProperty("fp8q.shared.dir", "../shared"), "testdata", "torch", "comfy_legacy_fp8_scaled.safetensors");
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.isRegularFile(in), "SKIPPED: " + in + " not present");
-        Path out = dir.resolve("legacy-bf16");
+        Path out = dir.resolve("legacy-bf16.safetensors");
         CliRun run = CliRun.of("dequantize", in.toString(), out.toString());
         assertEquals(0, run.code(), run.err());
         int checked = 0;
-        try (SafetensorsFile q = SafetensorsFile.open(in); SafetensorsFile d = SafetensorsFile.open(out.resolve(in.getFileName()))) {
+        try (SafetensorsFile q = SafetensorsFile.open(in); SafetensorsFile d = SafetensorsFile.open(out)) {
             assertTrue(d.tensor("scaled_fp8").isEmpty(), "legacy marker dropped");
             for (TensorEntry e : q.tensors()) {
                 if (e.dtype() != DType.F8_E4M3 || !e.name().endsWith(".weight")) {
@@ -103,17 +102,24 @@ class DequantizeCommandTest {
     @Test
     void refusesAnExistingOutAndABadDtypeWithoutWriting() throws Exception {
         VerifyCommandTest.convert(dir, WanNaming.ORIGINAL, DType.BF16);
-        Path dst = dir.resolve("fp8-" + WanNaming.ORIGINAL + "-" + DType.BF16);
-        Path out = Files.createDirectory(dir.resolve("taken"));
+        Path dst = dir.resolve("fp8-" + WanNaming.ORIGINAL + "-" + DType.BF16 + ".safetensors");
+        Path out = dir.resolve("taken.safetensors");
+        Files.writeString(out, "not fp8q's");
         CliRun exists = CliRun.of("dequantize", dst.toString(), out.toString());
         assertEquals(2, exists.code());
         assertTrue(exists.err().contains("exists"), exists.err());
+        CliRun forced = CliRun.of("dequantize", "--force", dst.toString(), out.toString());
+        assertEquals(2, forced.code(), "not an fp8q output: not replaced");
+        assertEquals("not fp8q's", Files.readString(out));
+        Files.delete(out);
         CliRun dtype = CliRun.of("dequantize", "--dtype", "f8", dst.toString(), dir.resolve("x").toString());
         assertEquals(2, dtype.code());
-        assertFalse(Files.exists(dir.resolve("x")));
+        assertFalse(Files.exists(dir.resolve("x.safetensors")));
+        assertEquals(0, CliRun.of("dequantize", dst.toString(), out.toString()).code());
+        assertEquals(0, CliRun.of("check", out.toString()).code(), "OUT carries its own manifest");
         // what runs killed during --force leave beside OUT is removed under the lock by the next run
-        Files.createDirectories(dir.resolve(".taken.fp8q-old-1234/sub"));
-        Files.createDirectories(dir.resolve(".taken.fp8q-tmp-5678"));
+        Files.createDirectories(dir.resolve(".taken.safetensors.fp8q-old-1234/sub"));
+        Files.createDirectories(dir.resolve(".taken.safetensors.fp8q-tmp-5678"));
         CliRun f32 = CliRun.of("dequantize", "--force", "--dtype", "f32", dst.toString(), out.toString());
         assertEquals(0, f32.code(), f32.err());
         try (var files = Files.list(dir)) {

@@ -41,8 +41,8 @@ class OutputSafetyTest {
     @Test
     void aSecondRunIntoTheSameDstIsRefused(@TempDir Path dir) throws Exception {
         Path src = source(dir);
-        Path dst = dir.resolve("dst");
-        try (FileChannel ch = FileChannel.open(dir.resolve(".dst.fp8q-lock"), StandardOpenOption.CREATE,
+        Path dst = dir.resolve("dst.safetensors");
+        try (FileChannel ch = FileChannel.open(dir.resolve(".dst.safetensors.fp8q-lock"), StandardOpenOption.CREATE,
                 StandardOpenOption.WRITE); FileLock held = ch.lock()) {
             CliRun r = CliRun.of("convert", "--quiet", src.toString(), dst.toString());
             assertEquals(ExitCodes.INPUT_ERROR, r.code());
@@ -50,26 +50,27 @@ class OutputSafetyTest {
             assertFalse(Files.exists(dst));
         }
         assertEquals(0, CliRun.of("convert", "--quiet", src.toString(), dst.toString()).code());
-        assertEquals(List.of("dst", "src.safetensors"), names(dir), "the lock file is removed at the end");
+        assertEquals(List.of("dst.fp8-manifest.json", "dst.safetensors", "src.safetensors"), names(dir),
+                "the lock file is removed at the end");
     }
 
     @Test
     void leftoversOfKilledRunsAreRemoved(@TempDir Path dir) throws Exception {
         Path src = source(dir);
-        Path stale = Files.createDirectories(dir.resolve(".dst.fp8q-tmp-1234"));
+        Path stale = Files.createDirectories(dir.resolve(".dst.safetensors.fp8q-tmp-1234"));
         Files.writeString(stale.resolve("half.safetensors"), "partial");
-        Files.createDirectories(dir.resolve(".dst.fp8q-old-5678"));
+        Files.createDirectories(dir.resolve(".dst.safetensors.fp8q-old-5678"));
         Files.createDirectories(dir.resolve(".other.fp8q-tmp-1")); // another DST's: not ours to touch
-        CliRun r = CliRun.of("convert", "--quiet", src.toString(), dir.resolve("dst").toString());
+        CliRun r = CliRun.of("convert", "--quiet", src.toString(), dir.resolve("dst.safetensors").toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.err().contains("left by an interrupted run"), r.err());
-        assertEquals(List.of(".other.fp8q-tmp-1", "dst", "src.safetensors"), names(dir));
+        assertEquals(List.of(".other.fp8q-tmp-1", "dst.fp8-manifest.json", "dst.safetensors", "src.safetensors"), names(dir));
     }
 
     @Test
     void aSourceChangedDuringTheRunFailsIt(@TempDir Path dir) throws Exception {
         Path src = source(dir);
-        Path dst = dir.resolve("dst");
+        Path dst = dir.resolve("dst.safetensors");
         AtomicBoolean touched = new AtomicBoolean();
         Progress toucher = new Progress() {
             @Override

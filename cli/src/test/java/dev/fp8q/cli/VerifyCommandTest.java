@@ -40,7 +40,7 @@ class VerifyCommandTest {
     static Path convert(Path dir, WanNaming naming, DType dtype) throws Exception {
         Path src = ConvertCommandTest.make(dir.resolve("src-" + naming + "-" + dtype + ".safetensors"), WanVariant.T2V_A14B,
                 naming, dtype, 0, false);
-        Path dst = dir.resolve("fp8-" + naming + "-" + dtype);
+        Path dst = dir.resolve("fp8-" + naming + "-" + dtype + ".safetensors");
         assertEquals(0, CliRun.of("convert", "--quiet", src.toString(), dst.toString()).code());
         return src;
     }
@@ -52,8 +52,9 @@ class VerifyCommandTest {
         return CliRun.of(args.toArray(String[]::new));
     }
 
+    /** The FP8 file a conversion wrote: DST itself, since a file SRC gives a file. */
     static Path fp8File(Path src, Path dst) {
-        return dst.resolve(src.getFileName());
+        return dst;
     }
 
     /** Absolute file offset of a tensor's first byte. */
@@ -79,7 +80,7 @@ class VerifyCommandTest {
         for (WanNaming n : WanNaming.values()) {
             for (DType dt : List.of(DType.BF16, DType.F32)) {
                 Path src = convert(dir, n, dt);
-                Path dst = dir.resolve("fp8-" + n + "-" + dt);
+                Path dst = dir.resolve("fp8-" + n + "-" + dt + ".safetensors");
                 Path xml = dir.resolve(n + "-" + dt + ".xml");
                 Path json = dir.resolve(n + "-" + dt + ".json");
                 Path md = dir.resolve(n + "-" + dt + ".md");
@@ -106,7 +107,7 @@ class VerifyCommandTest {
     @Test
     void scaleOffBy2xFailsAndIsNamedEvenWithoutTheWeightCheck(@TempDir Path dir) throws Exception {
         Path src = convert(dir, WanNaming.ORIGINAL, DType.BF16);
-        Path dst = dir.resolve("fp8-ORIGINAL-BF16");
+        Path dst = dir.resolve("fp8-ORIGINAL-BF16.safetensors");
         Path f = fp8File(src, dst);
         long pos = offset(f, "blocks.1.ffn.2.weight_scale");
         float scale;
@@ -132,7 +133,7 @@ class VerifyCommandTest {
     @Test
     void flippedBytesInOneWeightFailByName(@TempDir Path dir) throws Exception {
         Path src = convert(dir, WanNaming.DIFFUSERS, DType.BF16);
-        Path dst = dir.resolve("fp8-DIFFUSERS-BF16");
+        Path dst = dir.resolve("fp8-DIFFUSERS-BF16.safetensors");
         Path f = fp8File(src, dst);
         String name = "blocks.0.attn1.to_k.weight";
         long pos = offset(f, name) + 777;
@@ -162,7 +163,7 @@ class VerifyCommandTest {
     @Test
     void aLayerQuantizedWithTheWrongScaleFails(@TempDir Path dir) throws Exception {
         Path src = convert(dir, WanNaming.ORIGINAL, DType.F32);
-        Path dst = dir.resolve("fp8-ORIGINAL-F32");
+        Path dst = dir.resolve("fp8-ORIGINAL-F32.safetensors");
         Path f = fp8File(src, dst);
         String name = "blocks.0.self_attn.v.weight";
         byte[] codes;
@@ -185,7 +186,7 @@ class VerifyCommandTest {
     void realMiniLmWeightsGetThePerLinearCheck(@TempDir Path dir) throws Exception {
         Path src = PythonReference.sharedDir().resolve("testdata/real/all-minilm-l6-v2-layers0-1-bf16.safetensors");
         org.junit.jupiter.api.Assumptions.assumeTrue(Files.exists(src), "SKIPPED: ../shared/testdata/real not present");
-        Path dst = dir.resolve("mini");
+        Path dst = dir.resolve("mini.safetensors");
         assertEquals(0, CliRun.of("convert", "--quiet", "--preset", "generic", src.toString(), dst.toString()).code());
         CliRun r = CliRun.of("verify", "--quiet", src.toString(), dst.toString());
         assertEquals(ExitCodes.OK, r.code(), r.out() + r.err());
@@ -197,7 +198,7 @@ class VerifyCommandTest {
     @Test
     void boundsFromFlagsAndFilesDecideTheVerdict(@TempDir Path dir) throws Exception {
         Path src = convert(dir, WanNaming.ORIGINAL, DType.BF16);
-        Path dst = dir.resolve("fp8-ORIGINAL-BF16");
+        Path dst = dir.resolve("fp8-ORIGINAL-BF16.safetensors");
         CliRun strict = verify(src, dst, "--min-sqnr-db", "block_update=90");
         assertEquals(ExitCodes.FAILED_CHECK, strict.code());
         assertTrue(strict.out().contains("block_update block 0 weight_only: SQNR"), strict.out());
@@ -217,7 +218,7 @@ class VerifyCommandTest {
     @Test
     void badRequestsAreUsageErrors(@TempDir Path dir) throws Exception {
         Path src = convert(dir, WanNaming.ORIGINAL, DType.BF16);
-        Path dst = dir.resolve("fp8-ORIGINAL-BF16");
+        Path dst = dir.resolve("fp8-ORIGINAL-BF16.safetensors");
         CliRun block = verify(src, dst, "--blocks", "7");
         assertEquals(ExitCodes.INPUT_ERROR, block.code());
         assertTrue(block.err().contains("block 7 does not exist: the checkpoint has blocks 0..1"), block.err());
@@ -243,7 +244,7 @@ class VerifyCommandTest {
     @Test
     void capturedActivationsAreUsed(@TempDir Path dir) throws Exception {
         Path src = convert(dir, WanNaming.ORIGINAL, DType.BF16);
-        Path dst = dir.resolve("fp8-ORIGINAL-BF16");
+        Path dst = dir.resolve("fp8-ORIGINAL-BF16.safetensors");
         Path acts = dir.resolve("acts.safetensors");
         int tokens = 2 * 3 * 2;
         int dim = 128;
