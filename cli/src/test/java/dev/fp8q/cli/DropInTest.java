@@ -104,6 +104,7 @@ class DropInTest {
         Files.writeString(rel.resolve("google/umt5-xxl/tokenizer.json"), "{\"model\": \"umt5\"}\n");
         Files.writeString(rel.resolve("configuration.json"), "{\"framework\": \"Pytorch\"}\n");
         Files.writeString(rel.resolve("README.md"), "# Wan2.2\n");
+        Files.writeString(rel.resolve("training_state.pt"), "not a torch zip: carried, never read as a model");
         return rel;
     }
 
@@ -217,13 +218,13 @@ class DropInTest {
         Map<String, byte[]> before = tree(rel);
         Path dst = dir.resolve("fp8");
         CliRun r = ok("convert", rel.toString(), dst.toString());
-        assertTrue(r.out().contains("2 component(s) copied unchanged"), r.out());
+        assertTrue(r.out().contains("3 component(s) copied unchanged") && r.out().contains("TOTAL"), r.out());
         Map<String, byte[]> out = tree(dst);
         List<String> expected = new ArrayList<>(before.keySet());
         expected.add(Manifest.FILE);
         assertEquals(expected.stream().sorted().toList(), List.copyOf(out.keySet()), "SRC's files plus the manifest");
         for (String f : List.of("models_t5_umt5-xxl-enc-bf16.pth", "Wan2.1_VAE.pth", "google/umt5-xxl/tokenizer.json",
-                "configuration.json", "README.md")) {
+                "configuration.json", "README.md", "training_state.pt")) {
             assertArrayEquals(before.get(f), out.get(f), f + " byte for byte");
         }
         Manifest m = Manifest.read(dst.resolve(Manifest.FILE));
@@ -348,6 +349,7 @@ class DropInTest {
             shapes.put("first_stage_model.decoder.proj.weight", new long[] {32, 32});
             tensors(src, shapes);
             Path dst = dir.resolve(prefix + "fp8.safetensors");
+            assertTrue(ok("inspect", "--summary", src.toString()).out().contains("wan t2v"), "detected under the prefix");
             CliRun r = ok("convert", src.toString(), dst.toString());
             assertTrue(r.out().contains("20 tensors quantized"), r.out());
             try (Checkpoint cp = Checkpoint.open(dst)) {

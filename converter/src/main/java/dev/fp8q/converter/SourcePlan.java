@@ -140,7 +140,7 @@ public final class SourcePlan implements AutoCloseable {
             Map<String, long[]> shapes = new LinkedHashMap<>();
             cp.tensors().forEach(t -> shapes.put(t.name(), t.entry().shape()));
             String prefix = KeyPrefix.of(shapes.keySet());
-            ModelInfo model = ModelDetector.detect(KeyPrefix.under(shapes, prefix));
+            ModelInfo model = ModelDetector.detect(shapes);
             Preset preset;
             try {
                 preset = Preset.resolve(presetId, model);
@@ -172,7 +172,7 @@ public final class SourcePlan implements AutoCloseable {
         try (Checkpoint cp = Checkpoint.open(c.path(), pthKey)) {
             Map<String, long[]> shapes = new LinkedHashMap<>();
             cp.tensors().forEach(t -> shapes.put(t.name(), t.entry().shape()));
-            return switch (ModelDetector.detect(KeyPrefix.under(shapes, KeyPrefix.of(shapes.keySet()))).family()) {
+            return switch (ModelDetector.detect(shapes).family()) {
                 case "wan" -> Kind.TRANSFORMER;
                 case "t5", "llm", "bert" -> Kind.TEXT_ENCODER;
                 case "vae" -> Kind.VAE;

@@ -17,8 +17,12 @@ public final class ModelDetector {
 
     private ModelDetector() {}
 
-    /** @param shapes tensor name to shape */
+    /** @param shapes tensor name to shape (names under a ComfyUI prefix are read without it) */
     public static ModelInfo detect(Map<String, long[]> shapes) {
+        String prefix = KeyPrefix.of(shapes.keySet()); // a ComfyUI single file: the names under its prefix
+        if (!prefix.isEmpty()) {
+            shapes = KeyPrefix.under(shapes, prefix);
+        }
         boolean original = shapes.containsKey("head.modulation");
         boolean diffusers = shapes.containsKey("scale_shift_table") && shapes.containsKey("proj_out.weight");
         if (original || diffusers) {

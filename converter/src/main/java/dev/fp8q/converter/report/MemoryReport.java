@@ -55,13 +55,25 @@ public record MemoryReport(List<Row> rows, boolean hasAfter) {
     }
 
     private static void add(Map<String, Map<LayerKind, long[]>> sums, Path path, int slot) throws FormatException {
-        for (Components.Component c : Components.of(path)) {
+        List<Components.Component> components = Components.of(path);
+        for (Components.Component c : components) {
+            if (components.size() > 1 && !readable(c)) {
+                continue; // a file beside the model that holds no tensors fp8q reads (an optimizer state, say)
+            }
             try (Checkpoint cp = Checkpoint.open(c.path())) {
                 Map<LayerKind, long[]> m = sums.computeIfAbsent(c.name(), k -> new LinkedHashMap<>());
                 for (Checkpoint.Tensor t : cp.tensors()) {
                     m.computeIfAbsent(LayerKind.of(t.name()), k -> new long[2])[slot] += t.entry().byteSize();
                 }
             }
+        }
+    }
+
+    private static boolean readable(Components.Component c) {
+        try (Checkpoint cp = Checkpoint.open(c.path())) {
+            return true;
+        } catch (FormatException | RuntimeException e) {
+            return false;
         }
     }
 
