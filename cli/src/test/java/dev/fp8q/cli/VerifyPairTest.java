@@ -51,7 +51,7 @@ class VerifyPairTest {
     void otherDimIsNamedNotAnInternalError(@TempDir Path dir) throws Exception {
         Path wide = make(dir.resolve("dim256.safetensors"), WanVariant.T2V_A14B,
                 WanDims.tiny(WanVariant.T2V_A14B).withDim(256, 512), DType.BF16, 0);
-        Path dst = convert(tinyT2v(dir.resolve("dim128.safetensors"), DType.BF16, 0), dir.resolve("fp8"));
+        Path dst = convert(tinyT2v(dir.resolve("dim128.safetensors"), DType.BF16, 0), dir.resolve("fp8.safetensors"));
         assertRefused(VerifyCommandTest.verify(wide, dst), "SRC and DST are not one model: ",
                 "blocks.0.cross_attn.k.weight shape [256,256] in SRC, [128,128] in DST", " more");
     }
@@ -60,14 +60,14 @@ class VerifyPairTest {
     void i2vSourceAgainstAT2vConversionIsRefused(@TempDir Path dir) throws Exception {
         Path i2v = make(dir.resolve("i2v.safetensors"), WanVariant.I2V_A14B, WanDims.tiny(WanVariant.I2V_A14B),
                 DType.BF16, 0);
-        Path dst = convert(tinyT2v(dir.resolve("t2v.safetensors"), DType.BF16, 0), dir.resolve("fp8"));
+        Path dst = convert(tinyT2v(dir.resolve("t2v.safetensors"), DType.BF16, 0), dir.resolve("fp8.safetensors"));
         assertRefused(VerifyCommandTest.verify(i2v, dst), "SRC and DST are not one model: ", "patch_embedding.weight shape");
     }
 
     @Test
     void swappedArgumentsAreNamed(@TempDir Path dir) throws Exception {
         Path src = tinyT2v(dir.resolve("t2v.safetensors"), DType.BF16, 0);
-        Path dst = convert(src, dir.resolve("fp8"));
+        Path dst = convert(src, dir.resolve("fp8.safetensors"));
         assertRefused(VerifyCommandTest.verify(dst, src), "SRC and DST are swapped");
         assertEquals(ExitCodes.OK, VerifyCommandTest.verify(src, dst).code(), "the right order passes");
     }
@@ -75,7 +75,7 @@ class VerifyPairTest {
     @Test
     void sameShapesWithOtherValuesAreRefusedByThePreservedTensors(@TempDir Path dir) throws Exception {
         Path other = tinyT2v(dir.resolve("seed7.safetensors"), DType.BF16, 7);
-        Path dst = convert(tinyT2v(dir.resolve("seed0.safetensors"), DType.BF16, 0), dir.resolve("fp8"));
+        Path dst = convert(tinyT2v(dir.resolve("seed0.safetensors"), DType.BF16, 0), dir.resolve("fp8.safetensors"));
         assertRefused(VerifyCommandTest.verify(other, dst), "SRC and DST are not one model: ",
                 "values differ (preserved; first at element 0)");
     }
@@ -83,7 +83,7 @@ class VerifyPairTest {
     @Test
     void aPreservedTensorCastToBf16IsComparedWithItsExactRounding(@TempDir Path dir) throws Exception {
         Path src = tinyT2v(dir.resolve("f32.safetensors"), DType.F32, 0);
-        Path dst = convert(src, dir.resolve("fp8"), "--preserve-dtype", "bf16");
+        Path dst = convert(src, dir.resolve("fp8.safetensors"), "--preserve-dtype", "bf16");
         CliRun ok = VerifyCommandTest.verify(src, dst);
         assertEquals(ExitCodes.OK, ok.code(), ok.out() + ok.err());
 
