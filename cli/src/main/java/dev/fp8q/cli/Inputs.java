@@ -13,9 +13,10 @@ final class Inputs {
     /** The embedded tiny Wan-shaped checkpoint, extracted to a temporary file removed at exit. */
     static Path embeddedDefault() throws IOException {
         Path dir = Files.createTempDirectory("fp8q-default");
-        Path file = WanCheckpoints.extractEmbedded(dir.resolve("wan-tiny-t2v-bf16.safetensors"));
-        file.toFile().deleteOnExit();
+        // deleteOnExit deletes in reverse order of registration: the folder first would fail, not yet empty.
         dir.toFile().deleteOnExit();
-        return file;
+        Path file = dir.resolve("wan-tiny-t2v-bf16.safetensors");
+        file.toFile().deleteOnExit();
+        return WanCheckpoints.extractEmbedded(file);
     }
 }

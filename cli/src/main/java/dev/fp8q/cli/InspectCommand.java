@@ -12,6 +12,7 @@ import dev.fp8q.formats.Components;
 import dev.fp8q.formats.DType;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.Comparator;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -97,7 +98,7 @@ final class InspectCommand implements Callable<Integer> {
             node.set("metadata", JSON.valueToTree(meta));
         }
         ArrayNode ts = node.putArray("tensor_list");
-        for (Checkpoint.Tensor t : cp.tensors()) {
+        for (Checkpoint.Tensor t : sorted(cp)) {
             ObjectNode tn = ts.addObject();
             tn.put("name", t.name());
             tn.put("dtype", t.entry().dtype().name());
@@ -129,7 +130,7 @@ final class InspectCommand implements Callable<Integer> {
             out.println();
             boolean many = cp.shards().size() > 1;
             out.printf("%-" + w + "s %-8s %-22s %12s%s%n", "tensor", "dtype", "shape", "bytes", many ? "  file" : "");
-            for (Checkpoint.Tensor t : cp.tensors()) {
+            for (Checkpoint.Tensor t : sorted(cp)) {
                 out.printf("%-" + w + "s %-8s %-22s %12s%s%n", t.name(), t.entry().dtype(), t.entry().shapeString(),
                         MemoryReport.human(t.entry().byteSize()), many ? "  " + t.shard().path().getFileName() : "");
             }
@@ -137,4 +138,8 @@ final class InspectCommand implements Callable<Integer> {
         out.println();
     }
 
+    /** By name in natural order (blocks.2 before blocks.10), not the files' data order. */
+    private static List<Checkpoint.Tensor> sorted(Checkpoint cp) {
+        return cp.tensors().stream().sorted(Comparator.comparing(Checkpoint.Tensor::name, NaturalOrder.INSTANCE)).toList();
+    }
 }

@@ -81,6 +81,11 @@ final class TestdataCommand {
                 case "full" -> WanDims.full(v);
                 default -> throw new Fp8q.UsageException("--size must be tiny or full, not '" + size + "'");
             };
+            // Bounds here, where they can be named: past them the writer fails deep inside (or writes no blocks).
+            require("--dim", dim, WanDims.HEAD_DIM, 1 << 16, WanDims.HEAD_DIM);
+            require("--ffn", ffn, 1, 1 << 20, 1);
+            require("--layers", layers, 1, 1000, 1);
+            require("--threads", threads, 1, 4096, 1);
             if (dim != null || ffn != null) {
                 d = d.withDim(dim != null ? dim : d.dim(), ffn != null ? ffn : d.ffn());
             }
@@ -119,6 +124,13 @@ final class TestdataCommand {
             spec.commandLine().getOut().printf("wrote %d file(s), %s: %s %s naming, dim %d, %d blocks, %s%n", files.size(),
                     dev.fp8q.converter.report.MemoryReport.human(bytes), v.id, n.name().toLowerCase(Locale.ROOT), d.dim(), d.layers(), dt);
             return ExitCodes.OK;
+        }
+
+        private static void require(String flag, Integer value, int min, int max, int step) {
+            if (value != null && (value < min || value > max || value % step != 0)) {
+                throw new Fp8q.UsageException(flag + " must be " + (step > 1 ? "a multiple of " + step + " (the head size) " : "")
+                        + "from " + min + " to " + max + ", not " + value);
+            }
         }
     }
 }

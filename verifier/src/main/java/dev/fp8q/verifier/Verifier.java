@@ -8,6 +8,7 @@ import dev.fp8q.formats.manifest.Manifest;
 import dev.fp8q.verifier.check.Bound;
 import dev.fp8q.verifier.check.Bounds;
 import dev.fp8q.verifier.check.Check;
+import dev.fp8q.verifier.check.PairCheck;
 import dev.fp8q.verifier.check.WeightCheck;
 import dev.fp8q.verifier.cuda.CudaDevice;
 import dev.fp8q.verifier.cuda.GpuUnavailableException;
@@ -119,6 +120,10 @@ public final class Verifier {
             List<Manifest.TensorRecord> records = manifest.map(m -> m.tensors().stream()
                     .filter(r -> d.name().equals(r.component() == null ? "" : r.component())).toList()).orElse(List.of());
             try (Checkpoint sc = Checkpoint.open(s.path()); Checkpoint dc = Checkpoint.open(d.path())) {
+                PairCheck.Result pair = PairCheck.of(sc, dc, records);
+                if (!pair.oneModel()) {
+                    throw new VerifyException(pair.message(d.name()));
+                }
                 component(d.name(), sc, new Fp8Checkpoint(dc, records), manifest);
             }
         }

@@ -1,12 +1,15 @@
 package dev.fp8q.converter.plan;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
+import dev.fp8q.formats.testing.QuietFuzz;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 /** Rules files under Jazzer (see formats' ParserFuzzTest): the only acceptable failure is a PlanException. */
+@ExtendWith(QuietFuzz.class)
 class RulesFuzzTest {
 
     @FuzzTest(maxDuration = "10s")

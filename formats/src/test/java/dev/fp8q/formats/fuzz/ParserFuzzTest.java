@@ -1,6 +1,7 @@
 package dev.fp8q.formats.fuzz;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
+import dev.fp8q.formats.testing.QuietFuzz;
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.formats.manifest.Manifest;
@@ -8,10 +9,11 @@ import dev.fp8q.formats.pth.Unpickler;
 import dev.fp8q.formats.safetensors.Header;
 import dev.fp8q.formats.safetensors.ShardIndex;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.api.extension.ExtendWith;
 
 /**
  * Coverage-guided fuzzing of every parser in formats (Jazzer). Without JAZZER_FUZZ these run once per input of
@@ -19,19 +21,12 @@ import java.nio.file.Path;
  * regression tests; with JAZZER_FUZZ=1 Jazzer mutates inputs for each target's maxDuration. The only
  * acceptable failure is the project's own FormatException: anything else, a hang or an out-of-memory fails.
  */
+@ExtendWith(QuietFuzz.class)
 class ParserFuzzTest {
 
-    private static final Path SCRATCH = scratch();
-
-    private static Path scratch() {
-        try {
-            Path d = Files.createTempDirectory("fp8q-fuzz");
-            d.toFile().deleteOnExit();
-            return d;
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
-    }
+    /** JUnit removes it with its files after the class (deleteOnExit left the folder: it was never empty). */
+    @TempDir
+    static Path scratch;
 
     @FuzzTest(maxDuration = "10s")
     void safetensorsHeader(byte[] header) {
@@ -63,7 +58,7 @@ class ParserFuzzTest {
 
     @FuzzTest(maxDuration = "10s")
     void shardIndex(byte[] json) throws IOException {
-        Path f = SCRATCH.resolve("m" + ShardIndex.SUFFIX);
+        Path f = scratch.resolve("m" + ShardIndex.SUFFIX);
         Files.write(f, json);
         try {
             ShardIndex.read(f);
@@ -74,7 +69,7 @@ class ParserFuzzTest {
 
     @FuzzTest(maxDuration = "10s")
     void manifest(byte[] json) throws IOException {
-        Path f = SCRATCH.resolve(Manifest.FILE);
+        Path f = scratch.resolve(Manifest.FILE);
         Files.write(f, json);
         try {
             Manifest.read(f);
@@ -84,7 +79,7 @@ class ParserFuzzTest {
     }
 
     private static void open(byte[] bytes, String name) throws IOException {
-        Path f = SCRATCH.resolve(name);
+        Path f = scratch.resolve(name);
         Files.write(f, bytes);
         try (Checkpoint cp = Checkpoint.open(f)) {
             for (Checkpoint.Tensor t : cp.tensors()) {
