@@ -114,17 +114,19 @@ public final class Verifier {
         long start = System.nanoTime();
         long flops0 = Linear.flops();
         Optional<Manifest> manifest = readManifest(fp8);
-        for (Pair p : pairs(source, fp8, manifest)) {
-            Components.Component s = p.source();
-            Components.Component d = p.fp8();
-            List<Manifest.TensorRecord> records = manifest.map(m -> m.tensors().stream()
-                    .filter(r -> d.name().equals(r.component() == null ? "" : r.component())).toList()).orElse(List.of());
-            try (Checkpoint sc = Checkpoint.open(s.path()); Checkpoint dc = Checkpoint.open(d.path())) {
-                PairCheck.Result pair = PairCheck.of(sc, dc, records);
+        List<Pair> pairs = pairs(source, fp8, manifest);
+        for (Pair p : pairs) { // every component is one model with its source before any is verified
+            try (Checkpoint sc = Checkpoint.open(p.source().path()); Checkpoint dc = Checkpoint.open(p.fp8().path())) {
+                PairCheck.Result pair = PairCheck.of(sc, dc, recordsOf(manifest, p.fp8().name()));
                 if (!pair.oneModel()) {
-                    throw new VerifyException(pair.message(d.name()));
+                    throw new VerifyException(pair.message(p.fp8().name()));
                 }
-                component(d.name(), sc, new Fp8Checkpoint(dc, records), manifest);
+            }
+        }
+        for (Pair p : pairs) {
+            List<Manifest.TensorRecord> records = recordsOf(manifest, p.fp8().name());
+            try (Checkpoint sc = Checkpoint.open(p.source().path()); Checkpoint dc = Checkpoint.open(p.fp8().path())) {
+                component(p.fp8().name(), sc, new Fp8Checkpoint(dc, records), manifest);
             }
         }
         double seconds = (System.nanoTime() - start) / 1e9;
@@ -145,6 +147,11 @@ public final class Verifier {
     }
 
     private record Pair(Components.Component source, Components.Component fp8) {}
+
+    private static List<Manifest.TensorRecord> recordsOf(Optional<Manifest> manifest, String component) {
+        return manifest.map(m -> m.tensors().stream()
+                .filter(r -> component.equals(r.component() == null ? "" : r.component())).toList()).orElse(List.of());
+    }
 
     /**
      * The components to compare: the ones the manifest says were converted (where each came from and went), or,
