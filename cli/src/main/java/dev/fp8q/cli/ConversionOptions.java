@@ -10,7 +10,7 @@ import picocli.CommandLine.Option;
 /** The options plan and convert share: preset, components, the user's rules and the scaling. */
 final class ConversionOptions {
 
-    @Option(names = "--preset", defaultValue = "auto", description = "auto, wan, t5, vae or generic (default: ${DEFAULT-VALUE})")
+    @Option(names = "--preset", defaultValue = "auto", description = "auto, wan, qwen-image, qwen-image-sglang, t5, weight-only or generic (default: ${DEFAULT-VALUE}); it names the transformer's preset, other components get theirs by kind")
     String preset;
 
     @Option(names = "--components", split = ",", paramLabel = "NAME",

@@ -1,6 +1,8 @@
 package dev.fp8q.cli;
 
 import dev.fp8q.formats.DType;
+import dev.fp8q.testdata.QwenImageLayout;
+import dev.fp8q.testdata.QwenImagePipelines;
 import dev.fp8q.testdata.WanCheckpoints;
 import dev.fp8q.testdata.WanDims;
 import dev.fp8q.testdata.WanNaming;
@@ -22,11 +24,20 @@ import picocli.CommandLine.Model.CommandSpec;
 final class TestdataCommand {
 
     @Command(name = "make", mixinStandardHelpOptions = true,
-            description = "Write a deterministic Wan 2.2-shaped checkpoint (exact names; full or shrunk dims).")
+            description = "Write a deterministic Wan 2.2- or Qwen-Image-shaped checkpoint (exact names; full or shrunk dims).")
     static final class Make implements Callable<Integer> {
 
         @Parameters(paramLabel = "OUT", description = "A .safetensors file, or a folder when sharded or --experts both")
         Path out;
+
+        @Option(names = "--family", defaultValue = "wan", description = "wan or qwen-image (default: ${DEFAULT-VALUE})")
+        String family;
+
+        @Option(names = "--pipeline", description = "qwen-image: a whole diffusers pipeline folder (transformer, text_encoder, vae, tokenizer, scheduler)")
+        boolean pipeline;
+
+        @Option(names = "--edit", description = "qwen-image --pipeline: Qwen-Image-Edit's pipeline")
+        boolean edit;
 
         @Option(names = "--variant", defaultValue = "t2v-a14b",
                 description = "t2v-a14b, i2v-a14b, ti2v-5b, s2v-14b, animate-14b (default: ${DEFAULT-VALUE})")
@@ -108,14 +119,16 @@ final class TestdataCommand {
                 case "both" -> true;
                 default -> throw new Fp8q.UsageException("--experts must be one or both");
             };
-            if (Files.exists(out) && !force) {
-                throw new Fp8q.UsageException(out + " exists (use --force to replace it)");
-            }
-            if (force) {
-                dev.fp8q.formats.FileTrees.delete(out);
-            }
+            replaceable();
             long shard = shardSize == null ? 0 : SizeParser.parse(shardSize);
             int t = threads != null ? threads : Runtime.getRuntime().availableProcessors();
+            if (family.equalsIgnoreCase("qwen-image")) {
+                return qwenImage(size.equalsIgnoreCase("full") ? QwenImageLayout.Dims.full() : QwenImageLayout.Dims.tiny(),
+                        dt, shard, t);
+            }
+            if (!family.equalsIgnoreCase("wan")) {
+                throw new Fp8q.UsageException("--family must be wan or qwen-image, not '" + family + "'");
+            }
             List<Path> files = WanCheckpoints.make(new WanCheckpoints.Request(v, n, d, dt, shard, both, seed, t), out);
             long bytes = 0;
             for (Path f : files) {
@@ -124,6 +137,47 @@ final class TestdataCommand {
             spec.commandLine().getOut().printf("wrote %d file(s), %s: %s %s naming, dim %d, %d blocks, %s%n", files.size(),
                     dev.fp8q.converter.report.MemoryReport.human(bytes), v.id, n.name().toLowerCase(Locale.ROOT), d.dim(), d.layers(), dt);
             return ExitCodes.OK;
+        }
+
+        private Integer qwenImage(QwenImageLayout.Dims d, DType dt, long shard, int threads) throws Exception {
+            if (layers != null) {
+                d = new QwenImageLayout.Dims(d.dim(), layers, d.textDim());
+            }
+            if (dim != null) {
+                d = new QwenImageLayout.Dims(dim, d.layers(), d.textDim());
+            }
+            List<Path> files = pipeline ? QwenImagePipelines.pipeline(d, dt, seed, out, edit, threads)
+                    : QwenImagePipelines.transformer(d, dt, seed, out, shard, threads);
+            long bytes = 0;
+            for (Path f : files) {
+                bytes += Files.size(f);
+            }
+            spec.commandLine().getOut().printf("wrote %d file(s), %s: qwen-image%s %s, dim %d, %d blocks, %s%n", files.size(),
+                    dev.fp8q.converter.report.MemoryReport.human(bytes), edit ? "-edit" : "", pipeline ? "pipeline" : "transformer",
+                    d.dim(), d.layers(), dt);
+            return ExitCodes.OK;
+        }
+
+        /**
+         * OUT may be replaced (--force) only when it is what this command writes: a file, or a folder of
+         * checkpoint and JSON files; never a folder holding anything else.
+         */
+        private void replaceable() throws java.io.IOException {
+            if (!Files.exists(out)) {
+                return;
+            }
+            if (!force) {
+                throw new Fp8q.UsageException(out + " exists (use --force to replace it)");
+            }
+            if (Files.isDirectory(out)) {
+                List<String> other = dev.fp8q.formats.OutputGuard.relativeFiles(out).stream()
+                        .filter(f -> !f.endsWith(".safetensors") && !f.endsWith(".json")).toList();
+                if (!other.isEmpty()) {
+                    throw new Fp8q.UsageException(out + " holds files testdata does not write (" + other.getFirst()
+                            + (other.size() > 1 ? " and " + (other.size() - 1) + " more" : "") + "): not replaced");
+                }
+            }
+            dev.fp8q.formats.FileTrees.delete(out);
         }
 
         private static void require(String flag, Integer value, int min, int max, int step) {

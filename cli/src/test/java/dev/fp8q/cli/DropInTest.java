@@ -254,7 +254,7 @@ class DropInTest {
             assertEquals(DType.BF16, cp.tensor("encoder.conv1.bias").orElseThrow().entry().dtype());
         }
         Manifest m = Manifest.read(dst.resolve(Manifest.FILE));
-        assertTrue(m.tensors().stream().anyMatch(t -> t.rule().startsWith("vae:weight-only")));
+        assertTrue(m.tensors().stream().anyMatch(t -> t.rule().startsWith("weight-only:storage")));
         ok("check", dst.toString());
         ok("dequantize", dst.toString(), dir.resolve("bf16").toString());
         assertTrue(Files.isRegularFile(dir.resolve("bf16/google/umt5-xxl/tokenizer.json")));

@@ -263,6 +263,9 @@ public final class Converter {
         if (cp.index().isPresent()) {
             ShardIndex.write(out.resolve(cp.index().get().file().getFileName().toString()), totalOut, weightMap);
         }
+        if (planner.preset().weightOnly()) {
+            return; // weight-only storage runs no FP8 GEMM: no runtime is told to quantize, config.json is carried as it is
+        }
         Path config = Files.isDirectory(part.component().path()) ? part.component().path().resolve(LayoutConfig.CONFIG) : null;
         new LayoutConfig(options.layout(), options.scaling(), progress::warn)
                 .write(config != null && Files.isRegularFile(config) ? config : null, out, preservedLinears(records, part.name()));

@@ -143,7 +143,7 @@ public final class SourcePlan implements AutoCloseable {
             ModelInfo model = ModelDetector.detect(shapes);
             Preset preset;
             try {
-                preset = Preset.resolve(presetId, model);
+                preset = Preset.resolve(presetFor(c, kind, model, presetId), model);
             } catch (IllegalArgumentException e) {
                 throw new ConvertException(e.getMessage());
             }
@@ -154,6 +154,21 @@ public final class SourcePlan implements AutoCloseable {
             cp.close();
             throw e;
         }
+    }
+
+    /**
+     * --preset names the transformer's (or the checkpoint's SRC names itself). The other components of a pipeline
+     * or release get theirs by kind: a T5 its own, VAEs and other text encoders weight-only storage (as vLLM-Omni
+     * stores them).
+     */
+    private static String presetFor(Components.Component c, Kind kind, ModelInfo model, String presetId) {
+        if (c.name().isEmpty() || kind == Kind.TRANSFORMER) {
+            return presetId;
+        }
+        if (kind == Kind.VAE || kind == Kind.TEXT_ENCODER && !model.family().equals("t5")) {
+            return "weight-only";
+        }
+        return "auto";
     }
 
     /** By what a pipeline declares, then by name, then by the tensor names; unreadable files are "other". */
@@ -173,7 +188,7 @@ public final class SourcePlan implements AutoCloseable {
             Map<String, long[]> shapes = new LinkedHashMap<>();
             cp.tensors().forEach(t -> shapes.put(t.name(), t.entry().shape()));
             return switch (ModelDetector.detect(shapes).family()) {
-                case "wan" -> Kind.TRANSFORMER;
+                case "wan", "qwen-image" -> Kind.TRANSFORMER;
                 case "t5", "llm", "bert" -> Kind.TEXT_ENCODER;
                 case "vae" -> Kind.VAE;
                 default -> Kind.OTHER;
@@ -209,7 +224,7 @@ public final class SourcePlan implements AutoCloseable {
         Part first = conv.getFirst();
         throw new ConvertException(first.component().path() + ": nothing to quantize: no tensor matches the "
                 + first.planner().preset().id + " preset (detected family: " + first.model().family()
-                + ", preset " + presetId + "); choose --preset wan|t5|vae|generic or name the weights with --quantize REGEX");
+                + ", preset " + presetId + "); choose --preset (" + Preset.IDS + ") or name the weights with --quantize REGEX");
     }
 
     /** Where a converted .pth component goes: beside it, its dtype in the name changed to fp8. */

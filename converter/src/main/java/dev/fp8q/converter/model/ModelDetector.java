@@ -14,6 +14,7 @@ import java.util.regex.Pattern;
 public final class ModelDetector {
 
     private static final Pattern BLOCK = Pattern.compile("^blocks\\.(\\d+)\\.");
+    private static final Pattern QWEN_BLOCK = Pattern.compile("^transformer_blocks\\.(\\d+)\\.");
 
     private ModelDetector() {}
 
@@ -27,6 +28,9 @@ public final class ModelDetector {
         boolean diffusers = shapes.containsKey("scale_shift_table") && shapes.containsKey("proj_out.weight");
         if (original || diffusers) {
             return wan(shapes, original ? "original" : "diffusers");
+        }
+        if (shapes.containsKey("img_in.weight") && shapes.containsKey("transformer_blocks.0.img_mod.1.weight")) {
+            return qwenImage(shapes);
         }
         if (shapes.containsKey("token_embedding.weight") && shapes.containsKey("blocks.0.attn.q.weight")
                 || shapes.keySet().stream().anyMatch(n -> n.startsWith("encoder.block.0.layer.0.SelfAttention."))) {
@@ -47,6 +51,21 @@ public final class ModelDetector {
             }
         }
         return ModelInfo.generic(bert ? "bert" : llm ? "llm" : "unknown");
+    }
+
+    /** Qwen-Image (and Qwen-Image-Edit: the same transformer): dim from img_in, blocks, MLP width. */
+    private static ModelInfo qwenImage(Map<String, long[]> shapes) {
+        int blocks = 0;
+        for (String name : shapes.keySet()) {
+            Matcher m = QWEN_BLOCK.matcher(name);
+            if (m.find()) {
+                blocks = Math.max(blocks, Integer.parseInt(m.group(1)) + 1);
+            }
+        }
+        long[] in = shapes.get("img_in.weight");
+        long[] mlp = shapes.get("transformer_blocks.0.img_mlp.net.0.proj.weight");
+        return new ModelInfo("qwen-image", null, "diffusers", (int) in[0], blocks, mlp == null ? 0 : (int) mlp[0],
+                in.length > 1 ? (int) in[1] : 0);
     }
 
     /** An autoencoder: an encoder and a decoder built of convolutions (4-D or 5-D weights). */

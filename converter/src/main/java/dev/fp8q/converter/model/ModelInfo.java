@@ -15,6 +15,9 @@ public record ModelInfo(String family, String variant, String naming, int dim, i
     }
 
     public String describe() {
+        if (family.equals("qwen-image")) {
+            return "qwen-image (dim " + dim + ", " + blocks + " blocks, mlp " + ffn + ")";
+        }
         if (!isWan()) {
             return family;
         }

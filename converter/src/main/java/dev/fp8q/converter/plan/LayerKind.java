@@ -12,7 +12,8 @@ public enum LayerKind {
 
     public static LayerKind of(String name) {
         String n = name.toLowerCase(Locale.ROOT);
-        if (n.contains("modulation") || n.contains("scale_shift_table") || n.contains("adaln")) {
+        if (n.contains("modulation") || n.contains("scale_shift_table") || n.contains("adaln") || n.contains("img_mod.")
+                || n.contains("txt_mod.")) {
             return MODULATION;
         }
         if (n.contains("norm") || n.contains("layernorm") || n.contains("ln_")) {

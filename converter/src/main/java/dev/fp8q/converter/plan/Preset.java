@@ -25,10 +25,25 @@ public enum Preset {
             new Match("t5:attention", Pattern.compile("^blocks\\.\\d+\\.attn\\.[qkvo]\\.weight$")),
             new Match("t5:ffn", Pattern.compile("^blocks\\.\\d+\\.ffn\\.(fc1|fc2|gate\\.0)\\.weight$")))),
     /**
-     * Autoencoders, as vLLM-Omni stores them: every Linear, Conv2d and Conv3d weight in FP8 with one scale,
-     * dequantized before use (weight-only storage: the FP8 GEMM shape rule does not apply).
+     * Qwen-Image (and -Edit): every block's attention Linears of both streams and both MLPs; img_in, txt_in,
+     * txt_norm, time_text_embed, img_mod/txt_mod, norm_out, proj_out, norms and biases kept.
      */
-    VAE("vae", List.of(new Match("vae:weight-only", Pattern.compile("\\.weight$")))),
+    QWEN_IMAGE("qwen-image", List.of(
+            new Match("qwen-image:attention", Pattern.compile(
+                    "^transformer_blocks\\.\\d+\\.attn\\.(to_q|to_k|to_v|to_out\\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out)\\.weight$")),
+            new Match("qwen-image:mlp", Pattern.compile("^transformer_blocks\\.\\d+\\.(img|txt)_mlp\\.net\\.(0\\.proj|2)\\.weight$")))),
+    /** SGLang's ModelOpt FP8 preset for Qwen-Image: as qwen-image, and img_mlp.net.2 kept (an image-quality ablation). */
+    QWEN_IMAGE_SGLANG("qwen-image-sglang", List.of(
+            new Match("qwen-image:attention", Pattern.compile(
+                    "^transformer_blocks\\.\\d+\\.attn\\.(to_q|to_k|to_v|to_out\\.0|add_q_proj|add_k_proj|add_v_proj|to_add_out)\\.weight$")),
+            new Match("qwen-image:mlp", Pattern.compile("^transformer_blocks\\.\\d+\\.(img_mlp\\.net\\.0\\.proj|txt_mlp\\.net\\.(0\\.proj|2))\\.weight$")))),
+    /**
+     * Weight-only storage, as vLLM-Omni stores VAEs and non-T5 text encoders: every Linear, Conv2d and Conv3d
+     * weight in FP8 with one scale, dequantized before use (the FP8 GEMM shape rule does not apply); embeddings
+     * and norms kept.
+     */
+    WEIGHT_ONLY("weight-only", List.of(new Match("weight-only:storage",
+            Pattern.compile("^(?!.*(?i:embed_tokens|embeddings?\\.|norm)).*\\.weight$")))),
     /** LLM and BERT naming: attention and MLP projections; embeddings, norms, lm_head and pooler kept. */
     GENERIC("generic", List.of(
             new Match("generic:attention", Pattern.compile("(^|\\.)(q_proj|k_proj|v_proj|o_proj|out_proj|qkv_proj|query|key|value|attention\\.output\\.dense)\\.weight$")),
@@ -38,7 +53,7 @@ public enum Preset {
 
     /** True for presets that store weights in FP8 without running FP8 GEMMs on them (any rank >= 2, any shape). */
     public boolean weightOnly() {
-        return this == VAE;
+        return this == WEIGHT_ONLY;
     }
 
     public final String id;
@@ -64,20 +79,26 @@ public enum Preset {
         return id + ":keep-" + LayerKind.of(name).label();
     }
 
-    /** "auto", "wan", "t5", "vae" or "generic"; auto picks by the detected family. */
+    /** The ids --preset takes. */
+    public static final String IDS = "auto, wan, qwen-image, qwen-image-sglang, t5, weight-only (or vae), generic";
+
+    /** A preset by id; auto picks by the detected family. */
     public static Preset resolve(String id, ModelInfo model) {
         return switch (id.toLowerCase(Locale.ROOT)) {
             case "auto" -> switch (model.family()) {
                 case "wan" -> WAN;
+                case "qwen-image" -> QWEN_IMAGE;
                 case "t5" -> T5;
-                case "vae" -> VAE;
+                case "vae" -> WEIGHT_ONLY;
                 default -> GENERIC;
             };
             case "wan" -> WAN;
+            case "qwen-image" -> QWEN_IMAGE;
+            case "qwen-image-sglang" -> QWEN_IMAGE_SGLANG;
             case "t5" -> T5;
-            case "vae" -> VAE;
+            case "weight-only", "vae" -> WEIGHT_ONLY;
             case "generic" -> GENERIC;
-            default -> throw new IllegalArgumentException("unknown preset '" + id + "' (auto, wan, t5, vae, generic)");
+            default -> throw new IllegalArgumentException("unknown preset '" + id + "' (" + IDS + ")");
         };
     }
 }
