@@ -145,6 +145,16 @@ class DropInTest {
         Files.copy(a, plain);
         assertTrue(refused("convert", "--quiet", a.toString(), plain.toString(), "--force").err().contains("not an fp8q output"));
         Files.delete(plain);
+        for (String src : List.of(sb2.toString(), a.toString())) { // DST = ".", run from the folder holding SRC
+            Process p = new ProcessBuilder(ProcessHandle.current().info().command().orElse("java"), "--add-modules",
+                    "jdk.incubator.vector", "-cp", System.getProperty("java.class.path"), "dev.fp8q.cli.Main", "convert",
+                    "--quiet", "--force", src, ".").directory(dir.toFile()).redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+            assertEquals(ExitCodes.INPUT_ERROR, p.exitValue(), "convert " + src + " . --force");
+        }
+        assertTrue(refused("testdata", "make", sb2.toString(), "--force").err().contains("notes.txt"),
+                "testdata --force replaces only what testdata writes");
         assertSameTree(withOther, tree(dir), "after every refusal");
         Files.delete(other.resolve("data.bin"));
         Files.delete(other);
