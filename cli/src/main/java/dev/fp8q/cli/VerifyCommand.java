@@ -47,6 +47,21 @@ final class VerifyCommand implements Callable<Integer> {
     @Option(names = "--activations", paramLabel = "FILE", description = "Captured inputs: safetensors with x, context, e (and grid)")
     Path activations;
 
+    @Option(names = "--whole", description = "Also run the whole model chained (embeddings, every block, head) and check its output and the drift after each block")
+    boolean whole;
+
+    @Option(names = "--timesteps", split = ",", paramLabel = "T", description = "--whole: timesteps 0..1000 (default: three spread over the expert's range)")
+    List<Double> timesteps;
+
+    @Option(names = "--samples", defaultValue = "1", description = "--whole: seeds per timestep (default: ${DEFAULT-VALUE})")
+    int samples;
+
+    @Option(names = "--latents", paramLabel = "FILE", description = "--whole: captured latents (safetensors: latents F32 [C, F, H, W], optional timestep F32 0-dim)")
+    Path latents;
+
+    @Option(names = "--context", paramLabel = "FILE", description = "--whole: captured text encoder output (safetensors: context F32 [Lc, 4096])")
+    Path context;
+
     @Option(names = "--weights", defaultValue = "all", paramLabel = "all|sampled|none",
             description = "Which FP8 weights to check against the source (default: ${DEFAULT-VALUE})")
     String weights;
@@ -111,6 +126,15 @@ final class VerifyCommand implements Callable<Integer> {
                     err.println("fp8q: verify: " + s);
                     err.flush();
                 }, where);
+        if (whole) {
+            if (samples < 1 || timesteps != null && timesteps.stream().anyMatch(t -> t < 0 || t > 1000)) {
+                throw new Fp8q.UsageException("--samples must be at least 1 and --timesteps within 0..1000");
+            }
+            options = options.withWhole(new Verifier.Whole(timesteps == null ? null : List.copyOf(timesteps), samples,
+                    latents, context));
+        } else if (timesteps != null || latents != null || context != null) {
+            throw new Fp8q.UsageException("--timesteps, --latents and --context go with --whole");
+        }
         VerifyReport report = Verifier.verify(src, dst, options);
         PrintWriter out = spec.commandLine().getOut();
         out.print(VerifyReports.table(report));

@@ -54,13 +54,31 @@ public final class Verifier {
      */
     public record Options(List<Integer> blocks, int[] grid, int contextTokens, long seed, Path activations,
             WeightScope weights, Bounds bounds, int sampledLinears, int linearRows, Consumer<String> log,
-            Device device) {
+            Device device, Whole whole) {
+
+        public Options(List<Integer> blocks, int[] grid, int contextTokens, long seed, Path activations,
+                WeightScope weights, Bounds bounds, int sampledLinears, int linearRows, Consumer<String> log,
+                Device device) {
+            this(blocks, grid, contextTokens, seed, activations, weights, bounds, sampledLinears, linearRows, log, device,
+                    null);
+        }
+
+        public Options withWhole(Whole w) {
+            return new Options(blocks, grid, contextTokens, seed, activations, weights, bounds, sampledLinears,
+                    linearRows, log, device, w);
+        }
 
         public static Options defaults() {
             return new Options(null, new int[] {4, 16, 16}, 512, 0, null, WeightScope.ALL, Bounds.defaults(), 32, 256,
                     s -> { }, Device.AUTO);
         }
     }
+
+    /**
+     * verify --whole: the chained forward of the whole model at these timesteps (0..1000; null: three spread over
+     * the expert's range) for samples seeds, from captured latents / context when given (else synthetic).
+     */
+    public record Whole(List<Double> timesteps, int samples, Path latents, Path context) {}
 
     static final int HEAD_DIM = 128;
     private static final Pattern BLOCK = Pattern.compile("^blocks\\.(\\d{1,6})\\.");
@@ -281,6 +299,13 @@ public final class Verifier {
             }
         }
         phase("blocks", t0);
+        if (options.whole() != null) {
+            t0 = System.nanoTime();
+            try (Runs whole = Runs.of(gpu, source, fp8, HEAD_DIM, new ArrayList<>())) {
+                checks.addAll(WholeModel.run(name, naming, dim, layers, whole, options, notes));
+            }
+            phase("whole model", t0);
+        }
         runs.add(new VerifyReport.ComponentRun(name, "wan", naming.name().toLowerCase(java.util.Locale.ROOT), blocks,
                 null, notes));
     }

@@ -20,7 +20,7 @@ import java.util.Set;
  */
 public final class Bounds {
 
-    public static final Set<String> SCOPES = Set.of("weight", "linear", "block_output", "block_update");
+    public static final Set<String> SCOPES = Set.of("weight", "linear", "block_output", "block_update", "model_output", "drift");
     public static final Set<String> RUNS = Set.of("weight_only", "w8a8");
 
     private static final ObjectMapper JSON = new ObjectMapper()
@@ -46,6 +46,8 @@ public final class Bounds {
         m.put("block_output.w8a8", new Bound(17.0, null, null, null, null));
         m.put("block_update.weight_only", new Bound(20.0, null, null, null, null));
         m.put("block_update.w8a8", new Bound(17.0, null, null, null, null));
+        m.put("model_output.weight_only", new Bound(15.0, null, null, null, null));
+        m.put("model_output.w8a8", new Bound(12.0, null, null, null, null));
         return new Bounds(m);
     }
 

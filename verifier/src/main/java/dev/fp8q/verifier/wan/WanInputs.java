@@ -20,7 +20,7 @@ public record WanInputs(float[] x, int[] grid, float[] context, int contextToken
         List<String> notes) {
 
     /** Spread of the stand-in T5 features that go through text_embedding (umT5 outputs are of this order). */
-    static final double TEXT_FEATURE_STD = 0.2;
+    public static final double TEXT_FEATURE_STD = 0.2;
 
     public int tokens() {
         return grid[0] * grid[1] * grid[2];
@@ -83,7 +83,7 @@ public record WanInputs(float[] x, int[] grid, float[] context, int contextToken
     }
 
     /** Wan's sinusoidal_embedding_1d: [cos(t f_j), sin(t f_j)], f_j = 10000^(-j / half), in float64. */
-    static float[] sinusoidal(int dim, double position) {
+    public static float[] sinusoidal(int dim, double position) {
         int half = dim / 2;
         float[] out = new float[dim];
         for (int j = 0; j < half; j++) {

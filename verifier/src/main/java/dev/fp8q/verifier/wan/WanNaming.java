@@ -30,7 +30,9 @@ public enum WanNaming {
         TEXT_2("text_embedding.2", "condition_embedder.text_embedder.linear_2"),
         TIME_0("time_embedding.0", "condition_embedder.time_embedder.linear_1"),
         TIME_2("time_embedding.2", "condition_embedder.time_embedder.linear_2"),
-        TIME_PROJ("time_projection.1", "condition_embedder.time_proj");
+        TIME_PROJ("time_projection.1", "condition_embedder.time_proj"),
+        HEAD("head.head", "proj_out"),
+        HEAD_MODULATION("head.modulation", "scale_shift_table");
 
         private final String original;
         private final String diffusers;
@@ -47,7 +49,7 @@ public enum WanNaming {
     }
 
     public String weight(Param p, int block) {
-        return p == Param.MODULATION ? name(p, block) : name(p, block) + ".weight";
+        return p == Param.MODULATION || p == Param.HEAD_MODULATION ? name(p, block) : name(p, block) + ".weight";
     }
 
     public String bias(Param p, int block) {

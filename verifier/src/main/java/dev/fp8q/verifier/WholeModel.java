@@ -1,0 +1,115 @@
+package dev.fp8q.verifier;
+
+import dev.fp8q.formats.FormatException;
+import dev.fp8q.verifier.check.Check;
+import dev.fp8q.verifier.metrics.ErrorMetrics;
+import dev.fp8q.verifier.run.RunWeights;
+import dev.fp8q.verifier.wan.WanBlock;
+import dev.fp8q.verifier.wan.WanModel;
+import dev.fp8q.verifier.wan.WanNaming;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * verify --whole: the chained forward of the whole Wan model (embeddings, every block in order, the head) for the
+ * reference and each FP8 run at several timesteps and seeds. Checks: the model output (the velocity prediction)
+ * against its bound, and the drift of the residual stream after each block (reported, bounded only when the user
+ * sets a "drift" bound). The runs advance block by block together, so each block's weights are loaded once.
+ */
+final class WholeModel {
+
+    private WholeModel() {}
+
+    static List<Check> run(String component, WanNaming naming, int dim, int layers, Runs runs, Verifier.Options options,
+            List<String> notes) throws FormatException {
+        Verifier.Whole whole = options.whole();
+        WanModel.Captured captured = WanModel.captured(whole.latents(), whole.context());
+        int[] grid = captured.grid() != null ? captured.grid() : options.grid();
+        List<Double> timesteps = whole.timesteps() != null ? whole.timesteps()
+                : captured.timestep() != null ? List.of(captured.timestep())
+                : defaultTimesteps(component, runs.reference(), naming, dim, notes);
+        Map<String, RunWeights> fp8Runs = new LinkedHashMap<>();
+        fp8Runs.put("weight_only", runs.weightOnly());
+        fp8Runs.put("w8a8", runs.w8a8());
+        if (runs.w8a8Simulated() != null) {
+            fp8Runs.put("w8a8_simulated", runs.w8a8Simulated());
+        }
+        WanBlock block = new WanBlock(naming, dim, Verifier.HEAD_DIM);
+        List<Check> checks = new ArrayList<>();
+        for (double t : timesteps) {
+            for (int s = 0; s < whole.samples(); s++) {
+                WanModel.Step step = WanModel.inputs(naming, dim, grid, options.contextTokens(), options.seed() + s, t,
+                        runs.reference(), captured.latents(), captured.context());
+                if (t == timesteps.getFirst() && s == 0) {
+                    step.inputs().notes().forEach(n -> notes.add("whole model: " + n));
+                }
+                options.log().accept("whole model, " + step.description() + ": " + layers + " blocks, "
+                        + (1 + fp8Runs.size()) + " runs");
+                float[] ref = step.inputs().x();
+                Map<String, float[]> xs = new LinkedHashMap<>();
+                fp8Runs.keySet().forEach(r -> xs.put(r, step.inputs().x()));
+                for (int b = 0; b < layers; b++) {
+                    ref = runs.forward(block, b, WanModel.withX(step.inputs(), ref), runs.reference());
+                    for (Map.Entry<String, RunWeights> r : fp8Runs.entrySet()) {
+                        float[] x = runs.forward(block, b, WanModel.withX(step.inputs(), xs.get(r.getKey())), r.getValue());
+                        xs.put(r.getKey(), x);
+                        checks.add(Check.of(component, "drift", b, step.description(), null, r.getKey(),
+                                ErrorMetrics.of(ref, x), null, null, null, options.bounds().of("drift", bound(r.getKey()), null)));
+                    }
+                    runs.endBlock();
+                }
+                float[] refOut = WanModel.head(naming, dim, ref, step.inputs().tokens(), step.timeEmbedding(), runs.reference());
+                for (Map.Entry<String, RunWeights> r : fp8Runs.entrySet()) {
+                    float[] out = WanModel.head(naming, dim, xs.get(r.getKey()), step.inputs().tokens(), step.timeEmbedding(),
+                            r.getValue());
+                    checks.add(Check.of(component, "model_output", null, step.description(), null, r.getKey(),
+                            ErrorMetrics.of(refOut, out), null, null, null,
+                            options.bounds().of("model_output", bound(r.getKey()), null)));
+                }
+                runs.endBlock();
+            }
+        }
+        notes.add(String.format(Locale.ROOT, "whole model: %d blocks chained at timesteps %s, %d sample(s) each; grid %dx%dx%d",
+                layers, timesteps.stream().map(t -> String.valueOf(Math.round(t))).toList(), whole.samples(), grid[0], grid[1],
+                grid[2]));
+        return checks;
+    }
+
+    private static String bound(String run) {
+        return run.equals("w8a8_simulated") ? "w8a8" : run;
+    }
+
+    /**
+     * Three timesteps spread over what the expert serves: Wan 2.2's A14B high-noise expert (high_noise_model/, or
+     * diffusers' transformer/) takes t >= boundary, the low-noise one (low_noise_model/, transformer_2/) t < boundary;
+     * boundary 0.875 for T2V, 0.9 for I2V (36 input channels); anything else the whole range.
+     */
+    static List<Double> defaultTimesteps(String component, RunWeights w, WanNaming naming, int dim, List<String> notes)
+            throws FormatException {
+        int inDim = w.tensor(naming.weight(WanNaming.Param.PATCH, 0)).length / dim / 4;
+        double boundary = inDim == 36 ? 900 : 875;
+        String c = component.toLowerCase(Locale.ROOT);
+        double lo;
+        double hi;
+        if (c.contains("high_noise") || c.equals("transformer")) {
+            lo = boundary;
+            hi = 1000;
+        } else if (c.contains("low_noise") || c.equals("transformer_2")) {
+            lo = 0;
+            hi = boundary;
+        } else {
+            lo = 0;
+            hi = 1000;
+        }
+        notes.add(String.format(Locale.ROOT, "whole model: timesteps spread over [%.0f, %.0f)%s", lo, hi,
+                lo == 0 && hi == 1000 ? " (no expert named by the component)" : " (the expert's range, boundary " + boundary / 1000 + ")"));
+        List<Double> out = new ArrayList<>();
+        for (int k = 1; k <= 3; k++) {
+            out.add((double) Math.round(lo + (hi - lo) * k / 4));
+        }
+        return out;
+    }
+}
