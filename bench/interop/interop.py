@@ -100,6 +100,11 @@ class Captured:
         self.buf = io.StringIO()
         self.handler = logging.StreamHandler(self.buf)
         self.loggers = [logging.getLogger(n) for n in ("transformers", "diffusers", "compressed_tensors")]
+        try:  # compressed-tensors logs through loguru
+            from loguru import logger as loguru
+            self.loguru_id = loguru.add(self.buf, level="WARNING")
+        except ImportError:
+            self.loguru_id = None
         for lg in self.loggers:
             lg.addHandler(self.handler)
         self.w = warnings.catch_warnings(record=True)
@@ -109,6 +114,9 @@ class Captured:
 
     def __exit__(self, *a):
         self.w.__exit__(*a)
+        if self.loguru_id is not None:
+            from loguru import logger as loguru
+            loguru.remove(self.loguru_id)
         for lg in self.loggers:
             lg.removeHandler(self.handler)
 
@@ -118,8 +126,42 @@ class Captured:
 
 
 def ignored_weight_warnings(lines):
-    keys = ("not used", "were not initialized", "unexpected", "missing", "not initialized", "ignored")
+    keys = ("not used", "were not initialized", "unexpected", "missing", "not initialized", "ignored",
+            "strict division")
     return [x for x in lines if any(k in x.lower() for k in keys)]
+
+
+def activation_scheme(dst):
+    """"token" or "group" when config.json's compressed-tensors scheme quantizes Linear inputs dynamically."""
+    path = os.path.join(dst, "config.json")
+    qc = json.load(open(path)).get("quantization_config") if os.path.exists(path) else None
+    if not qc or qc.get("quant_method") != "compressed-tensors":
+        return None
+    a = qc["config_groups"]["group_0"].get("input_activations")
+    return a and a.get("strategy")
+
+
+def fp8_modules(dst):
+    t, _ = read_all(dst)
+    return {k[: -len(".weight")] for k, v in t.items() if v.dtype == torch.float8_e4m3fn and k.endswith(".weight")}
+
+
+@contextlib.contextmanager
+def fake_quant_inputs(model, names, strategy):
+    """Each listed Linear's input rounded to E4M3 with a dynamic scale per token (or per 128-group)."""
+    def hook(_, args):
+        x = args[0]
+        xf = x.float().reshape(*x.shape[:-1], -1, BLOCK) if strategy == "group" else x.float().unsqueeze(-2)
+        amax = xf.abs().amax(-1, keepdim=True)
+        scale = torch.where(amax > 0, amax / 448, torch.ones_like(amax))
+        q = (xf / scale).clamp(-448, 448).to(torch.float8_e4m3fn).float() * scale
+        return (q.reshape(x.shape).to(x.dtype),) + tuple(args[1:])
+    handles = [m.register_forward_pre_hook(hook) for n, m in model.named_modules() if n in names]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 # ---------------------------------------------------------------- transformers: tiny Llama
@@ -160,6 +202,11 @@ def llama_checks(work, results):
                 base.load_state_dict(dequantized(dst), strict=True)  # weights as fp8q encoded them
                 expect = llama_logits(base, ids)
                 row["sqnr_dequantized_db"] = round(sqnr_db(ref, expect), 2)
+                acts = activation_scheme(dst)
+                if acts:  # the config asks the runtime for W8A8: the reference quantizes the same inputs
+                    with fake_quant_inputs(base, fp8_modules(dst), acts):
+                        expect = llama_logits(base, ids)
+                    row["sqnr_dequantized_w8a8_db"] = round(sqnr_db(ref, expect), 2)
                 row.update(load_llama(dst, layout, ids, ref, expect))
                 results.append(row)
                 print(json.dumps(row), flush=True)
@@ -174,9 +221,9 @@ def load_llama(dst, layout, ids, ref, expect):
     with Captured() as cap:
         try:
             m, info = AutoModelForCausalLM.from_pretrained(dst, dtype=torch.bfloat16, output_loading_info=True)
+            got = llama_logits(m, ids)
         except Exception as e:  # the runtime refused: report it
-            return {"loader": "transformers", "status": "load error", "detail": f"{type(e).__name__}: {e}"[:300]}
-    got = llama_logits(m, ids)
+            return {"loader": "transformers", "status": "FAIL: load error", "detail": f"{type(e).__name__}: {e}"[:300]}
     bad = ignored_weight_warnings(cap.lines())
     out = {"loader": "transformers " + (qc or {}).get("quant_method", "none"),
            "missing": len(info["missing_keys"]), "unexpected": len(info["unexpected_keys"]),

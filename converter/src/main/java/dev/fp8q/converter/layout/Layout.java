@@ -84,9 +84,9 @@ public enum Layout {
         long rows = Scaling.rows(shape);
         long cols = Scaling.cols(shape);
         return switch (this) {
-            // vLLM's FP8_PB_WO refuses a weight whose sides are not multiples of 128
-            case MODELOPT -> rows % Scaling.BLOCK == 0 && cols % Scaling.BLOCK == 0 ? null
-                    : "modelopt-block-needs-128-multiples";
+            // vLLM's FP8_PB_WO refuses such a weight; compressed-tensors warns and then fails in the forward
+            case MODELOPT, COMPRESSED_TENSORS -> rows % Scaling.BLOCK == 0 && cols % Scaling.BLOCK == 0 ? null
+                    : id + "-block-needs-128-multiples";
             // transformers' dequantizing route derives the tile from weight / grid: wrong for a partial edge tile
             case HF_FP8 -> edgeSafe(rows) && edgeSafe(cols) ? null : "hf-fp8-block-partial-tile";
             default -> null;

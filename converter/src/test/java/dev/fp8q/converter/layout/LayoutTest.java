@@ -58,6 +58,10 @@ class LayoutTest {
         assertNull(Layout.MODELOPT.shapeRefusal(new long[] {256, 384}, BLOCK));
         assertNotNull(Layout.MODELOPT.shapeRefusal(new long[] {256, 320}, BLOCK));
         assertNotNull(Layout.MODELOPT.shapeRefusal(new long[] {64, 64}, BLOCK));
+        // compressed-tensors: "requires strict division", then a shape error in the forward
+        assertNotNull(Layout.COMPRESSED_TENSORS.shapeRefusal(new long[] {320, 256}, BLOCK));
+        assertNull(Layout.COMPRESSED_TENSORS.shapeRefusal(new long[] {384, 256}, BLOCK));
+        assertNull(Layout.COMPRESSED_TENSORS.shapeRefusal(new long[] {320, 256}, CHANNEL));
         // transformers derives the tile from weight / grid: right for whole tiles and for sides under 128 only
         assertNull(Layout.HF_FP8.shapeRefusal(new long[] {64, 384}, BLOCK));
         assertNotNull(Layout.HF_FP8.shapeRefusal(new long[] {192, 256}, BLOCK)); // 192 / 2 tiles would read as 96
