@@ -37,11 +37,24 @@ def sqnr_db(ref, x):
     return math.inf if noise == 0 else 10 * math.log10(ref.pow(2).sum().item() / noise)
 
 
+DEVICE = "cpu"
+NO_CONVERT = False
+
+
 def convert(src, dst, layout, scaling, scale_dtype):
+    """fp8q convert; with --no-convert (a machine without a JDK) the outputs of an earlier run are read instead."""
+    refusals = os.path.join(os.path.dirname(dst), "refusals.json")
+    known = json.load(open(refusals)) if os.path.exists(refusals) else {}
+    if NO_CONVERT:
+        return (2, known[dst.rsplit("/", 1)[-1]]) if dst.rsplit("/", 1)[-1] in known else (0, "")
     cmd = [FP8Q, "convert", src, dst, "--layout", layout, "--scaling", scaling, "--scale-dtype", scale_dtype,
            "--force", "--quiet"]
     p = subprocess.run(cmd, capture_output=True, text=True)
-    return p.returncode, (p.stderr.strip().splitlines() or [""])[-1]
+    msg = (p.stderr.strip().splitlines() or [""])[-1]
+    if p.returncode != 0:
+        known[dst.rsplit("/", 1)[-1]] = msg
+        json.dump(known, open(refusals, "w"), indent=1)
+    return p.returncode, msg
 
 
 def read_all(folder):
@@ -131,10 +144,13 @@ def ignored_weight_warnings(lines):
     return [x for x in lines if any(k in x.lower() for k in keys)]
 
 
-def activation_scheme(dst):
-    """"token" or "group" when config.json's compressed-tensors scheme quantizes Linear inputs dynamically."""
+def activation_scheme(dst, layout, scaling):
+    """"token" or "group" when the runtime quantizes Linear inputs dynamically: compressed-tensors' scheme, and
+    transformers' FP8 kernels on a GPU (per token, or per 128-group with block weights)."""
     path = os.path.join(dst, "config.json")
     qc = json.load(open(path)).get("quantization_config") if os.path.exists(path) else None
+    if DEVICE != "cpu" and layout == "hf-fp8":
+        return "group" if scaling == "block" else "token"
     if not qc or qc.get("quant_method") != "compressed-tensors":
         return None
     a = qc["config_groups"]["group_0"].get("input_activations")
@@ -174,7 +190,8 @@ def llama(work):
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
     m = LlamaForCausalLM(cfg).to(torch.bfloat16)
     src = os.path.join(work, "llama-bf16")
-    m.save_pretrained(src)
+    if not NO_CONVERT:
+        m.save_pretrained(src)
     return src
 
 
@@ -186,8 +203,8 @@ def llama_logits(model, ids):
 def llama_checks(work, results):
     from transformers import AutoModelForCausalLM
     src = llama(work)
-    ids = torch.randint(0, 512, (2, 24), generator=torch.Generator().manual_seed(1))
-    base = AutoModelForCausalLM.from_pretrained(src, dtype=torch.bfloat16)
+    ids = torch.randint(0, 512, (2, 24), generator=torch.Generator().manual_seed(1)).to(DEVICE)
+    base = AutoModelForCausalLM.from_pretrained(src, dtype=torch.bfloat16).to(DEVICE)
     ref = llama_logits(base, ids)
     for layout in LAYOUTS:
         for scaling in SCALINGS:
@@ -199,10 +216,12 @@ def llama_checks(work, results):
                     row.update(status="refused by fp8q", detail=msg)
                     results.append(row)
                     continue
+                if NO_CONVERT and not os.path.isdir(dst):
+                    continue
                 base.load_state_dict(dequantized(dst), strict=True)  # weights as fp8q encoded them
                 expect = llama_logits(base, ids)
                 row["sqnr_dequantized_db"] = round(sqnr_db(ref, expect), 2)
-                acts = activation_scheme(dst)
+                acts = activation_scheme(dst, layout, scaling)
                 if acts:  # the config asks the runtime for W8A8: the reference quantizes the same inputs
                     with fake_quant_inputs(base, fp8_modules(dst), acts):
                         expect = llama_logits(base, ids)
@@ -220,7 +239,8 @@ def load_llama(dst, layout, ids, ref, expect):
         return {"loader": "source reading (vLLM / ComfyUI)", "status": "not run", "config": qc and qc.get("quant_method")}
     with Captured() as cap:
         try:
-            m, info = AutoModelForCausalLM.from_pretrained(dst, dtype=torch.bfloat16, output_loading_info=True)
+            m, info = AutoModelForCausalLM.from_pretrained(dst, dtype=torch.bfloat16, output_loading_info=True,
+                                                           device_map=DEVICE if DEVICE != "cpu" else None)
             got = llama_logits(m, ids)
         except Exception as e:  # the runtime refused: report it
             return {"loader": "transformers", "status": "FAIL: load error", "detail": f"{type(e).__name__}: {e}"[:300]}
@@ -303,19 +323,31 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--json")
     ap.add_argument("--only", choices=["llama", "wan"])
+    ap.add_argument("--device", default="cpu", help="cuda: transformers' FP8 kernels instead of its dequantizing route")
+    ap.add_argument("--no-convert", action="store_true", help="read the outputs an earlier run left in --out")
+    ap.add_argument("--layouts", help="comma-separated subset of " + ",".join(LAYOUTS))
     a = ap.parse_args()
+    global DEVICE, NO_CONVERT, LAYOUTS
+    DEVICE, NO_CONVERT = a.device, a.no_convert
+    LAYOUTS = a.layouts.split(",") if a.layouts else LAYOUTS
     work = a.out or tempfile.mkdtemp(prefix="fp8q-interop-")
     results = []
     if a.only != "wan":
         llama_checks(work, results)
     if a.only != "llama":
         wan_checks(work, results)
-    import transformers, diffusers
-    versions = {"torch": torch.__version__, "transformers": transformers.__version__,
-                "diffusers": diffusers.__version__, "python": sys.version.split()[0]}
+    import transformers
+    try:
+        import diffusers
+    except ImportError:
+        diffusers = None
+    versions = {"device": torch.cuda.get_device_name() if DEVICE != "cpu" else "cpu",
+                "torch": torch.__version__, "transformers": transformers.__version__,
+                "diffusers": diffusers and diffusers.__version__, "python": sys.version.split()[0]}
     try:
         import compressed_tensors
-        versions["compressed_tensors"] = getattr(compressed_tensors, "__version__", "src")
+        from compressed_tensors.version import __version__ as ct_version
+        versions["compressed_tensors"] = ct_version
     except ImportError:
         pass
     if a.json:

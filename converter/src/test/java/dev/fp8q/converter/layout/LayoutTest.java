@@ -50,6 +50,10 @@ class LayoutTest {
         assertNotNull(Layout.VLLM_FP8.refusal(CHANNEL));
         assertNotNull(Layout.HF_FP8.refusal(CHANNEL));
         assertNull(Layout.HF_FP8.refusal(TENSOR));
+        // ComfyUI passes weight_scale to torch._scaled_mm as stored: float32 only
+        assertTrue(Layout.COMFY.refusal(TENSOR.withBf16Scales(true)).contains("float32"));
+        assertNotNull(Layout.COMFY_LEGACY.refusal(TENSOR.withBf16Scales(true)));
+        assertNull(Layout.COMPRESSED_TENSORS.refusal(TENSOR.withBf16Scales(true)));
     }
 
     @Test
