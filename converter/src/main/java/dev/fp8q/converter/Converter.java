@@ -81,7 +81,8 @@ public final class Converter {
         if (refusal != null) {
             throw new ConvertException("--layout " + options.layout().id() + " cannot express "
                     + options.scaling().granularity().name().toLowerCase(java.util.Locale.ROOT) + " scaling"
-                    + (options.scaling().bf16Scales() ? " with BF16 scales" : "") + ": " + refusal);
+                    + (options.layout().refusal(options.scaling().withBf16Scales(false)) == null ? " with BF16 scales" : "")
+                    + ": " + refusal);
         }
         if (options.layout() == Layout.COMFY_LEGACY) {
             progress.warn("--layout comfy-legacy: ComfyUI casts EVERY Linear of such a file to FP8, preserved ones "

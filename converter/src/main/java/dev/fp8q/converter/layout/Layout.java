@@ -59,9 +59,14 @@ public enum Layout {
     public String refusal(Scaling scaling) {
         Granularity g = scaling.granularity();
         String name = g.name().toLowerCase(Locale.ROOT);
-        if (scaling.bf16Scales() && (this == COMFY || this == COMFY_LEGACY)) {
+        String granularity = granularityRefusal(g, name);
+        if (granularity == null && scaling.bf16Scales() && (this == COMFY || this == COMFY_LEGACY)) {
             return "ComfyUI hands the stored scale to torch._scaled_mm, which takes float32 scales only (use --scale-dtype f32)";
         }
+        return granularity;
+    }
+
+    private String granularityRefusal(Granularity g, String name) {
         return switch (this) {
             case COMFY, COMFY_LEGACY -> g == Granularity.TENSOR ? null
                     : "ComfyUI reads only per-tensor FP8 scales (use --layout compressed-tensors"
