@@ -319,6 +319,7 @@ def wan_status(layout, qc, diffusers):
 
 
 def main():
+    global DEVICE, NO_CONVERT, LAYOUTS
     ap = argparse.ArgumentParser()
     ap.add_argument("--out")
     ap.add_argument("--json")
@@ -327,7 +328,6 @@ def main():
     ap.add_argument("--no-convert", action="store_true", help="read the outputs an earlier run left in --out")
     ap.add_argument("--layouts", help="comma-separated subset of " + ",".join(LAYOUTS))
     a = ap.parse_args()
-    global DEVICE, NO_CONVERT, LAYOUTS
     DEVICE, NO_CONVERT = a.device, a.no_convert
     LAYOUTS = a.layouts.split(",") if a.layouts else LAYOUTS
     work = a.out or tempfile.mkdtemp(prefix="fp8q-interop-")
