@@ -1,11 +1,13 @@
 # Independent check of one fp8q output against its source, for a layout and a scaling, with numpy and
-# ml_dtypes: scales recomputed from the source, codes = clamp(x / scale, +-448) cast to float8_e4m3fn.
-# Names, dtypes and shapes are read with the safetensors library itself. Prints "ok <quantized count>".
+# ml_dtypes: scales recomputed from the source (rounded to BF16 first with scale dtype bf16), codes =
+# clamp(x / scale, +-448) cast to float8_e4m3fn. Names, dtypes and shapes are read with the safetensors library
+# itself. Prints "ok <quantized count>".
 import json, math, os, struct, sys
 import numpy as np, ml_dtypes
 from safetensors import safe_open
 
 src, dst, layout, scaling, pow2 = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "true"
+bf16 = len(sys.argv) > 6 and sys.argv[6] == "bf16"
 DT = {'BF16': ml_dtypes.bfloat16, 'F16': np.float16, 'F32': np.float32, 'F8_E4M3': ml_dtypes.float8_e4m3fn}
 
 def load(path):
@@ -28,6 +30,10 @@ def load(path):
     return meta, out
 
 def scale_of(amax):
+    s = f32_scale_of(amax)
+    return np.float32(s.astype(ml_dtypes.bfloat16)) if bf16 else s
+
+def f32_scale_of(amax):
     amax = np.float32(amax)
     if amax == 0:
         return np.float32(1)
@@ -66,12 +72,14 @@ for w in quantized:
     codes = np.clip(m / per, -448, 448).astype(ml_dtypes.float8_e4m3fn)
     assert codes.view(np.uint8).tobytes() == D[w].view(np.uint8).tobytes(), 'codes of ' + w
     layer = w[:-len('.weight')]
-    name = {'comfy-legacy': layer + '.scale_weight',
-            'hf-fp8': w + ('_scale_inv' if scaling == 'block' else '_scale')}.get(layout, w + '_scale')
-    shape = {'tensor': [1] if layout == 'compressed-tensors' else [], 'channel': [rows, 1],
-             'block': list(grid.shape)}[scaling]
+    name = {'comfy-legacy': layer + '.scale_weight', 'hf-fp8': w + '_scale_inv',
+            'vllm-fp8': w + ('_scale_inv' if scaling == 'block' else '_scale')}.get(layout, w + '_scale')
+    shape = {'tensor': [1] if layout == 'compressed-tensors' else [],
+             'channel': [rows] if layout == 'modelopt' else [rows, 1],
+             'block': [grid.shape[0], 1, grid.shape[1], 1] if layout == 'modelopt' else list(grid.shape)}[scaling]
     assert list(D[name].shape) == shape, (name, D[name].shape, shape)
-    assert D[name].dtype == np.float32 and D[name].tobytes() == grid.tobytes(), 'scales of ' + w
+    stored = grid.astype(ml_dtypes.bfloat16) if bf16 else grid
+    assert D[name].dtype == stored.dtype and D[name].tobytes() == stored.tobytes(), 'scales of ' + w
 preserved_linears = sorted(k[:-len('.weight')] for k, v in S.items() if k not in quantized and k.endswith('.weight') and v.ndim == 2)
 if layout == 'comfy':
     layers = json.loads(meta['_quantization_metadata'])['layers']
@@ -93,15 +101,21 @@ if layout in ('comfy', 'compressed-tensors'):
     assert (g['weights'].get('block_structure') == [128, 128]) == (scaling == 'block')
     assert g['input_activations']['dynamic'] is True
     assert sorted(qc['ignore']) == preserved_linears
-elif layout == 'hf-fp8':
+elif layout in ('hf-fp8', 'vllm-fp8'):
     assert qc['quant_method'] == 'fp8' and qc['activation_scheme'] == 'dynamic'
     assert sorted(qc['ignored_layers']) == preserved_linears
-    assert (qc.get('weight_block_size') == [128, 128]) == (scaling == 'block')
+    # transformers assumes [128, 128] when the key is absent: per-tensor must say null
+    assert 'weight_block_size' in qc and qc['weight_block_size'] == ([128, 128] if scaling == 'block' else None)
+    assert ('modules_to_not_convert' in qc) == (layout == 'hf-fp8')
+    if layout == 'hf-fp8':
+        assert sorted(qc['modules_to_not_convert']) == preserved_linears
 elif layout == 'modelopt':
+    algo = 'FP8_PB_WO' if scaling == 'block' else 'FP8_PER_CHANNEL_PER_TOKEN'
     hq = json.load(open(os.path.join(dst, 'hf_quant_config.json')))
-    assert hq['producer']['name'] == 'modelopt' and hq['quantization']['quant_algo'] == 'FP8'
+    assert hq['producer']['name'] == 'modelopt' and hq['quantization']['quant_algo'] == algo
     assert sorted(hq['quantization']['exclude_modules']) == preserved_linears
-    assert qc['quant_method'] == 'modelopt' and qc['quant_algo'] == 'FP8'
+    assert qc['quant_method'] == 'modelopt' and qc['quant_algo'] == algo
+    assert sorted(qc['ignore']) == preserved_linears and 'quant_type' not in qc  # not a diffusers config
 else:
     assert qc is None
 print('ok', len(quantized))

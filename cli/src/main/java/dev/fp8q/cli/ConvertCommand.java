@@ -19,7 +19,7 @@ import picocli.CommandLine.Model.CommandSpec;
 
 /** fp8q convert SRC DST. */
 @Command(name = "convert", mixinStandardHelpOptions = true,
-        description = "Convert to FP8 E4M3 (per-tensor, channel or block scales; ComfyUI, compressed-tensors, HF fp8 or ModelOpt layout), with a manifest.")
+        description = "Convert to FP8 E4M3 (per-tensor, channel or block scales; ComfyUI, compressed-tensors, transformers or vLLM fp8, or ModelOpt layout), with a manifest.")
 final class ConvertCommand implements Callable<Integer> {
 
     @Parameters(index = "0", arity = "0..1", paramLabel = "SRC", description = "Checkpoint or release folder (default: the embedded tiny Wan checkpoint)")
@@ -33,8 +33,12 @@ final class ConvertCommand implements Callable<Integer> {
     ConversionOptions conversion;
 
     @Option(names = "--layout", defaultValue = "comfy",
-            description = "comfy, comfy-legacy, compressed-tensors, hf-fp8 or modelopt (default: ${DEFAULT-VALUE})")
+            description = "comfy, comfy-legacy, compressed-tensors, hf-fp8 (transformers), vllm-fp8 or modelopt (default: ${DEFAULT-VALUE})")
     String layout;
+
+    @Option(names = "--scale-dtype", defaultValue = "f32",
+            description = "f32 or bf16: dtype of the scale tensors; bf16 rounds each scale first and encodes with it (default: ${DEFAULT-VALUE})")
+    String scaleDtype;
 
     @Option(names = "--preserve-dtype", defaultValue = "keep", description = "keep or bf16: dtype of preserved F32/F16 tensors")
     String preserveDtype;
@@ -66,6 +70,11 @@ final class ConvertCommand implements Callable<Integer> {
             case "preserve" -> true;
             default -> throw new Fp8q.UsageException("--nonfinite must be refuse or preserve");
         };
+        boolean bf16Scales = switch (scaleDtype.toLowerCase(Locale.ROOT)) {
+            case "f32" -> false;
+            case "bf16" -> true;
+            default -> throw new Fp8q.UsageException("--scale-dtype must be f32 or bf16");
+        };
         Layout outLayout;
         try {
             outLayout = Layout.parse(layout);
@@ -84,8 +93,9 @@ final class ConvertCommand implements Callable<Integer> {
         ProgressBar bar = new ProgressBar(err, !quiet && ProgressBar.terminal());
         long t0 = System.nanoTime();
         Manifest m = new Converter(new Converter.Options(conversion.preset, conversion.userRules(), bf16, keepNonFinite,
-                threads != null ? threads : Runtime.getRuntime().availableProcessors(), force, cmd, conversion.scaling(),
-                outLayout, conversion.pthKey, List.copyOf(conversion.components)), bar).convert(source, target);
+                threads != null ? threads : Runtime.getRuntime().availableProcessors(), force, cmd,
+                conversion.scaling().withBf16Scales(bf16Scales), outLayout, conversion.pthKey,
+                List.copyOf(conversion.components)), bar).convert(source, target);
         double secs = (System.nanoTime() - t0) / 1e9;
         if (quiet) {
             return ExitCodes.OK;

@@ -165,9 +165,10 @@ class ConvertCommandTest {
             }
         }
         JsonNode cfg = new ObjectMapper().readTree(dst.resolve("low_noise_model/config.json").toFile());
-        assertEquals("compressed-tensors", cfg.get("quantization_config").get("quant_method").asText());
+        // a diffusers-style config (Wan's WanModel is a diffusers ModelMixin): diffusers refuses a compressed-tensors one
+        assertFalse(cfg.has("quantization_config"), cfg.toString());
         assertEquals(128, cfg.get("dim").asInt());
-        assertTrue(cfg.get("quantization_config").get("ignore").toString().contains("text_embedding.0"));
+        assertEquals("WanModel", cfg.get("_class_name").asText());
         assertEquals(0, CliRun.of("check", dst.toString()).code());
         PythonReference.require();
         String out = PythonReference.run("""

@@ -37,7 +37,7 @@ import org.junit.jupiter.api.io.TempDir;
 class ConvertLayoutsTest {
 
     /**
-     * Weights whose shapes leave partial 128-tiles on both edges, rows of very different magnitude (so channel
+     * Weights whose shapes leave partial 128-tiles on both edges, one of whole tiles, rows of very different magnitude (so channel
      * and block scales differ), an all-zero weight, BF16 and F32, preserved norm and head, and a config.json.
      */
     static Path source(Path dir) throws Exception {
@@ -46,6 +46,7 @@ class ConvertLayoutsTest {
                 new TensorSpec("layers.0.self_attn.q_proj.weight", DType.BF16, new long[] {200, 144}),
                 new TensorSpec("layers.0.mlp.fc1.weight", DType.F32, new long[] {136, 272}),
                 new TensorSpec("layers.0.mlp.fc2.weight", DType.BF16, new long[] {8, 16}),
+                new TensorSpec("layers.0.self_attn.o_proj.weight", DType.BF16, new long[] {256, 128}),
                 new TensorSpec("layers.0.norm.weight", DType.BF16, new long[] {144}),
                 new TensorSpec("lm_head.weight", DType.BF16, new long[] {64, 144}));
         SplittableRandom rnd = new SplittableRandom(7);
@@ -76,7 +77,12 @@ class ConvertLayoutsTest {
         return src;
     }
 
-    record Case(String layout, String scaling, boolean pow2) {}
+    /** quantized: how many of the source's 4 Linears the layout can store at that scaling. */
+    record Case(String layout, String scaling, boolean pow2, String scaleDtype, int quantized) {
+        Case(String layout, String scaling, boolean pow2) {
+            this(layout, scaling, pow2, "f32", 4);
+        }
+    }
 
     @Test
     void everyLayoutAndGranularityIsExactAndLoadsAsTheRuntimeExpects(@TempDir Path dir) throws Exception {
@@ -84,14 +90,21 @@ class ConvertLayoutsTest {
         List<Case> cases = List.of(new Case("comfy", "tensor", false), new Case("comfy", "tensor", true),
                 new Case("comfy-legacy", "tensor", false), new Case("compressed-tensors", "tensor", false),
                 new Case("compressed-tensors", "channel", false), new Case("compressed-tensors", "channel", true),
-                new Case("compressed-tensors", "block", false), new Case("compressed-tensors", "block", true),
-                new Case("hf-fp8", "tensor", false), new Case("hf-fp8", "block", false), new Case("hf-fp8", "block", true),
-                new Case("modelopt", "tensor", false));
+                // compressed-tensors and FP8_PB_WO: sides multiples of 128 only
+                new Case("compressed-tensors", "block", false, "f32", 1), new Case("compressed-tensors", "block", true, "f32", 1),
+                new Case("compressed-tensors", "block", false, "bf16", 1),
+                new Case("hf-fp8", "tensor", false), new Case("hf-fp8", "tensor", false, "bf16", 4),
+                // transformers' dequantizing route reads partial edge tiles wrong: those weights stay BF16/F32
+                new Case("hf-fp8", "block", false, "f32", 2), new Case("hf-fp8", "block", true, "f32", 2),
+                new Case("vllm-fp8", "tensor", false), new Case("vllm-fp8", "block", false),
+                new Case("vllm-fp8", "block", false, "bf16", 4),
+                new Case("modelopt", "channel", false), new Case("modelopt", "channel", false, "bf16", 4),
+                new Case("modelopt", "block", false, "f32", 1));
         String script = script();
         for (Case c : cases) {
-            Path dst = dir.resolve(c.layout() + "-" + c.scaling() + (c.pow2() ? "-pow2" : ""));
+            Path dst = dir.resolve(c.layout() + "-" + c.scaling() + (c.pow2() ? "-pow2" : "") + "-" + c.scaleDtype());
             List<String> args = new ArrayList<>(List.of("convert", "--quiet", "--layout", c.layout(), "--scaling",
-                    c.scaling(), src.toString(), dst.toString()));
+                    c.scaling(), "--scale-dtype", c.scaleDtype(), src.toString(), dst.toString()));
             if (c.pow2()) {
                 args.add("--pow2-scales");
             }
@@ -100,10 +113,11 @@ class ConvertLayoutsTest {
             Manifest m = Manifest.read(dst.resolve(Manifest.FILE));
             assertEquals(c.layout(), m.settings().get("layout"));
             assertEquals(c.scaling() + (c.pow2() ? "+pow2" : ""), m.settings().get("scaling"));
+            assertEquals(c.scaleDtype(), m.settings().get("scale_dtype"));
             assertEquals(0, CliRun.of("check", dst.toString()).code(), c + ": check");
             String out = PythonReference.run(script, dst.resolve("../src/model.safetensors").normalize().toString(),
-                    dst.toString(), c.layout(), c.scaling(), Boolean.toString(c.pow2()));
-            assertEquals("ok 3", out.strip(), c.toString());
+                    dst.toString(), c.layout(), c.scaling(), Boolean.toString(c.pow2()), c.scaleDtype());
+            assertEquals("ok " + c.quantized(), out.strip(), c.toString());
             asForeignCheckpoint(src, dst, c);
         }
     }
@@ -126,7 +140,7 @@ class ConvertLayoutsTest {
     void aDamagedBlockScaleFailsVerify(@TempDir Path dir) throws Exception {
         Path src = source(dir);
         Path dst = dir.resolve("o");
-        assertEquals(0, CliRun.of("convert", "--quiet", "--layout", "hf-fp8", "--scaling", "block", src.toString(),
+        assertEquals(0, CliRun.of("convert", "--quiet", "--layout", "vllm-fp8", "--scaling", "block", src.toString(),
                 dst.toString()).code());
         Files.delete(dst.resolve(Manifest.FILE));
         long pos;
@@ -151,7 +165,7 @@ class ConvertLayoutsTest {
         Path src = source(dir);
         String[][] refused = {{"comfy", "channel", "ComfyUI reads only per-tensor"}, {"comfy", "block", "ComfyUI"},
                 {"comfy-legacy", "block", "ComfyUI"}, {"hf-fp8", "channel", "per-tensor and 128x128 block"},
-                {"modelopt", "block", "ModelOpt"}, {"modelopt", "channel", "ModelOpt"}};
+                {"vllm-fp8", "channel", "per-tensor and 128x128 block"}, {"modelopt", "tensor", "input_scale"}};
         for (String[] c : refused) {
             Path dst = dir.resolve("out");
             CliRun r = CliRun.of("convert", "--quiet", "--layout", c[0], "--scaling", c[1], src.toString(), dst.toString());
@@ -160,6 +174,10 @@ class ConvertLayoutsTest {
                     r.err());
             assertFalse(Files.exists(dst), "nothing written");
         }
+        CliRun bf16 = CliRun.of("convert", "--quiet", "--scale-dtype", "bf16", src.toString(), dir.resolve("o").toString());
+        assertEquals(2, bf16.code());
+        assertTrue(bf16.err().contains("with BF16 scales") && bf16.err().contains("torch._scaled_mm"), bf16.err());
+        assertEquals(2, CliRun.of("convert", "--scale-dtype", "f16", src.toString(), dir.resolve("o").toString()).code());
         assertEquals(2, CliRun.of("convert", "--layout", "onnx", src.toString(), dir.resolve("o").toString()).code());
         assertEquals(2, CliRun.of("convert", "--scaling", "row", src.toString(), dir.resolve("o").toString()).code());
         assertFalse(Files.exists(dir.resolve("o")));

@@ -69,6 +69,56 @@ class DequantizeCommandTest {
         }
     }
 
+    /**
+     * --scale-dtype bf16: the stored scale is BF16, the codes are the exact encoding of source / that scale, and
+     * dequantize gives code x scale rounded to BF16 (what a runtime keeping BF16 scales computes).
+     */
+    @Test
+    void bf16ScalesEncodeWithTheRoundedScaleAndDequantizeWithIt() throws Exception {
+        Path src = ConvertCommandTest.make(dir.resolve("src.safetensors"), dev.fp8q.testdata.WanVariant.T2V_A14B,
+                WanNaming.DIFFUSERS, DType.BF16, 0, false);
+        Path dst = dir.resolve("fp8");
+        assertEquals(0, CliRun.of("convert", "--quiet", "--layout", "hf-fp8", "--scale-dtype", "bf16", src.toString(),
+                dst.toString()).code());
+        Path out = dir.resolve("bf16");
+        assertEquals(0, CliRun.of("dequantize", dst.toString(), out.toString()).code());
+        int fp8 = 0;
+        int offGrid = 0;
+        try (SafetensorsFile s = SafetensorsFile.open(src);
+                SafetensorsFile q = SafetensorsFile.open(dst.resolve(src.getFileName()));
+                SafetensorsFile d = SafetensorsFile.open(out.resolve(src.getFileName()))) {
+            for (TensorEntry e : q.tensors()) {
+                if (e.dtype() != DType.F8_E4M3) {
+                    continue;
+                }
+                fp8++;
+                TensorEntry st = q.tensor(e.name() + "_scale_inv").orElseThrow();
+                assertEquals(DType.BF16, st.dtype(), st.name());
+                assertEquals(0, st.shape().length, "per-tensor: 0-dim, as transformers' FP8Linear registers it");
+                float scale = Elements.bf16ToFloat(q.data(st).get(Elements.SHORT, 0));
+                float amax = 0;
+                MemorySegment x = s.data(s.tensor(e.name()).orElseThrow());
+                for (long i = 0; i < e.numel(); i++) {
+                    amax = Math.max(amax, Math.abs(Elements.bf16ToFloat(x.getAtIndex(Elements.SHORT, i))));
+                }
+                float f32 = amax / E4M3.MAX;
+                assertEquals(Elements.bf16ToFloat(Elements.floatToBf16(f32)), scale, e.name() + ": amax/448 rounded to BF16");
+                offGrid += f32 != scale ? 1 : 0;
+                MemorySegment qb = q.data(e);
+                MemorySegment ob = d.data(d.tensor(e.name()).orElseThrow());
+                for (long i = 0; i < e.numel(); i++) {
+                    byte code = qb.get(ValueLayout.JAVA_BYTE, i);
+                    float v = Elements.bf16ToFloat(x.getAtIndex(Elements.SHORT, i));
+                    assertEquals(E4M3.encode(v / scale), code, e.name() + "[" + i + "] encoded with the BF16 scale");
+                    assertEquals(Elements.floatToBf16(E4M3.decode(code) * scale), ob.getAtIndex(Elements.SHORT, i),
+                            e.name() + "[" + i + "] dequantized");
+                }
+            }
+        }
+        assertTrue(fp8 > 10, "FP8 weights seen: " + fp8);
+        assertTrue(offGrid > 0, "some scales changed by the rounding, so the test can tell the two apart");
+    }
+
     /** ComfyUI's legacy layout written by torch: codes times scale_weight, and the scaled_fp8 marker dropped. */
     @Test
     void readsAForeignLayoutWrittenByTorch() throws Exception {

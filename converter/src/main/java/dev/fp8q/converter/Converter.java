@@ -96,7 +96,9 @@ public final class Converter {
         String refusal = options.layout().refusal(options.scaling());
         if (refusal != null) {
             throw new ConvertException("--layout " + options.layout().id() + " cannot express "
-                    + options.scaling().granularity().name().toLowerCase(java.util.Locale.ROOT) + " scaling: " + refusal);
+                    + options.scaling().granularity().name().toLowerCase(java.util.Locale.ROOT) + " scaling"
+                    + (options.layout().refusal(options.scaling().withBf16Scales(false)) == null ? " with BF16 scales" : "")
+                    + ": " + refusal);
         }
         if (options.layout() == Layout.COMFY_LEGACY) {
             progress.warn("--layout comfy-legacy: ComfyUI casts EVERY Linear of such a file to FP8, preserved ones "
@@ -319,6 +321,10 @@ public final class Converter {
                     progress.warn("tensor '" + e.name() + "' holds " + bad + " NaN/Inf value(s): kept in " + e.dtype());
                 }
             }
+            String shapeRefusal = d.action() == Action.QUANTIZE ? options.layout().shapeRefusal(e.shape(), options.scaling()) : null;
+            if (shapeRefusal != null) {
+                d = new Decision(e, Action.PRESERVE, "layout:" + shapeRefusal);
+            }
             if (d.action() == Action.QUANTIZE) {
                 String scale = options.layout().scaleName(e.name(), options.scaling());
                 if (allNames.contains(scale)) {
@@ -326,7 +332,8 @@ public final class Converter {
                 }
                 jobs.add(new Job(t, d, DType.F8_E4M3, scale));
                 specs.add(new TensorSpec(e.name(), DType.F8_E4M3, e.shape()));
-                specs.add(new TensorSpec(scale, DType.F32, options.layout().scaleShape(e.shape(), options.scaling())));
+                specs.add(new TensorSpec(scale, options.scaling().scaleDType(),
+                        options.layout().scaleShape(e.shape(), options.scaling())));
                 layers.add(ComfyMetadata.layerOf(e.name()));
             } else {
                 DType outType = options.preserveAsBf16() && (e.dtype() == DType.F32 || e.dtype() == DType.F16) ? DType.BF16 : e.dtype();
@@ -361,9 +368,7 @@ public final class Converter {
                     if (r.amax() == 0f) {
                         progress.warn("tensor '" + e.name() + "' is all zeros: scale 1.0");
                     }
-                    ByteBuffer s = ByteBuffer.allocate(4 * r.scales().length).order(ByteOrder.LITTLE_ENDIAN);
-                    s.asFloatBuffer().put(r.scales());
-                    w.write(j.scaleName(), MemorySegment.ofBuffer(s));
+                    w.write(j.scaleName(), scaleBytes(r.scales()));
                     results.put(e.name(), r);
                 } else {
                     copy(w, e, data, j.outType());
@@ -376,6 +381,20 @@ public final class Converter {
             Trace.mark(target.getFileName() + ": committed");
             return records(component, jobs, results, w, target, marker);
         }
+    }
+
+    /** The scales as stored: F32, or BF16 (already BF16 values, so the narrowing is exact). */
+    private MemorySegment scaleBytes(float[] scales) {
+        boolean bf16 = options.scaling().scaleDType() == DType.BF16;
+        ByteBuffer s = ByteBuffer.allocate((bf16 ? 2 : 4) * scales.length).order(ByteOrder.LITTLE_ENDIAN);
+        for (float v : scales) {
+            if (bf16) {
+                s.putShort(Elements.floatToBf16(v));
+            } else {
+                s.putFloat(v);
+            }
+        }
+        return MemorySegment.ofBuffer(s.flip());
     }
 
     private void copy(SafetensorsWriter w, TensorEntry e, MemorySegment data, DType outType) throws Exception {
@@ -443,6 +462,7 @@ public final class Converter {
         settings.put("preset", options.preset());
         settings.put("components", options.components());
         settings.put("scaling", options.scaling().describe());
+        settings.put("scale_dtype", options.scaling().scaleDType() == DType.BF16 ? "bf16" : "f32");
         settings.put("layout", options.layout().id());
         settings.put("preserve_dtype", options.preserveAsBf16() ? "bf16" : "keep");
         settings.put("nonfinite", options.nonFinitePreserve() ? "preserve" : "refuse");

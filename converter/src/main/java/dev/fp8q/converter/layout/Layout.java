@@ -19,9 +19,17 @@ public enum Layout {
     COMFY_LEGACY("comfy-legacy"),
     /** vLLM / llm-compressor: "weight_scale" [1], [out, 1] or the block grid; config.json quantization_config. */
     COMPRESSED_TENSORS("compressed-tensors"),
-    /** HF / vLLM "fp8": "weight_scale" 0-dim, or "weight_scale_inv" grid with weight_block_size. */
+    /**
+     * transformers' FineGrainedFP8 ("fp8"): "weight_scale_inv" for every scaling (FP8Linear registers only that
+     * name), 0-dim with weight_block_size null, or the block grid with [128, 128].
+     */
     HF_FP8("hf-fp8"),
-    /** NVIDIA ModelOpt HF export: "weight_scale" 0-dim, hf_quant_config.json. */
+    /** vLLM's "fp8" loader: per-tensor "weight_scale" (its name there), block "weight_scale_inv" grid. */
+    VLLM_FP8("vllm-fp8"),
+    /**
+     * NVIDIA ModelOpt HF export as vLLM reads it: "weight_scale" [out] (FP8_PER_CHANNEL_PER_TOKEN) or
+     * [out/128, 1, in/128, 1] (FP8_PB_WO); hf_quant_config.json.
+     */
     MODELOPT("modelopt");
 
     /** ComfyUI's legacy marker tensor, written with shape [0] as ComfyUI itself saves it (FP8 matmul allowed). */
@@ -44,22 +52,57 @@ public enum Layout {
             }
         }
         throw new IllegalArgumentException("unknown layout '" + s
-                + "' (comfy, comfy-legacy, compressed-tensors, hf-fp8 or modelopt)");
+                + "' (comfy, comfy-legacy, compressed-tensors, hf-fp8, vllm-fp8 or modelopt)");
     }
 
     /** Why this layout cannot carry the scaling, or null when it can. */
     public String refusal(Scaling scaling) {
         Granularity g = scaling.granularity();
+        String name = g.name().toLowerCase(Locale.ROOT);
+        String granularity = granularityRefusal(g, name);
+        if (granularity == null && scaling.bf16Scales() && (this == COMFY || this == COMFY_LEGACY)) {
+            return "ComfyUI hands the stored scale to torch._scaled_mm, which takes float32 scales only (use --scale-dtype f32)";
+        }
+        return granularity;
+    }
+
+    private String granularityRefusal(Granularity g, String name) {
         return switch (this) {
             case COMFY, COMFY_LEGACY -> g == Granularity.TENSOR ? null
                     : "ComfyUI reads only per-tensor FP8 scales (use --layout compressed-tensors"
-                            + (g == Granularity.BLOCK ? " or hf-fp8" : "") + " for " + g.name().toLowerCase(Locale.ROOT) + " scaling)";
-            case HF_FP8 -> g != Granularity.CHANNEL ? null
-                    : "the HF fp8 format has per-tensor and 128x128 block scales only (use --layout compressed-tensors)";
-            case MODELOPT -> g == Granularity.TENSOR ? null
-                    : "ModelOpt's FP8 export is per-tensor (use --layout compressed-tensors for " + g.name().toLowerCase(Locale.ROOT) + " scaling)";
+                            + (g == Granularity.BLOCK ? ", hf-fp8 or vllm-fp8" : "") + " for " + name + " scaling)";
+            case HF_FP8, VLLM_FP8 -> g != Granularity.CHANNEL ? null
+                    : "the fp8 format has per-tensor and 128x128 block scales only (use --layout compressed-tensors)";
+            case MODELOPT -> g != Granularity.TENSOR ? null
+                    : "ModelOpt's per-tensor FP8 (quant_algo FP8) computes with a static input_scale, which fp8q does not "
+                            + "calibrate, and vLLM would run with an unset one; use --scaling channel "
+                            + "(FP8_PER_CHANNEL_PER_TOKEN) or block (FP8_PB_WO), both with dynamic activations";
             case COMPRESSED_TENSORS -> null;
         };
+    }
+
+    /**
+     * Why a weight of this shape cannot be stored in this layout and scaling (it is then kept in high precision
+     * and listed as ignored), or null.
+     */
+    public String shapeRefusal(long[] shape, Scaling scaling) {
+        if (scaling.granularity() != Granularity.BLOCK) {
+            return null;
+        }
+        long rows = Scaling.rows(shape);
+        long cols = Scaling.cols(shape);
+        return switch (this) {
+            // vLLM's FP8_PB_WO refuses such a weight; compressed-tensors warns and then fails in the forward
+            case MODELOPT, COMPRESSED_TENSORS -> rows % Scaling.BLOCK == 0 && cols % Scaling.BLOCK == 0 ? null
+                    : id + "-block-needs-128-multiples";
+            // transformers' dequantizing route derives the tile from weight / grid: wrong for a partial edge tile
+            case HF_FP8 -> edgeSafe(rows) && edgeSafe(cols) ? null : "hf-fp8-block-partial-tile";
+            default -> null;
+        };
+    }
+
+    private static boolean edgeSafe(long side) {
+        return side <= Scaling.BLOCK || side % Scaling.BLOCK == 0;
     }
 
     /** The name of a quantized weight's scale tensor. */
@@ -67,16 +110,19 @@ public enum Layout {
         return switch (this) {
             case COMFY_LEGACY -> weight.endsWith(".weight")
                     ? weight.substring(0, weight.length() - "weight".length()) + "scale_weight" : weight + "_scale";
-            case HF_FP8 -> scaling.granularity() == Granularity.BLOCK ? weight + "_scale_inv" : weight + "_scale";
+            case HF_FP8 -> weight + "_scale_inv";
+            case VLLM_FP8 -> scaling.granularity() == Granularity.BLOCK ? weight + "_scale_inv" : weight + "_scale";
             default -> weight + "_scale";
         };
     }
 
     /** The scale tensor's shape for a weight of this shape. */
     public long[] scaleShape(long[] weightShape, Scaling scaling) {
+        long[] grid = scaling.grid(weightShape);
         return switch (scaling.granularity()) {
             case TENSOR -> this == COMPRESSED_TENSORS ? new long[] {1} : new long[0];
-            case CHANNEL, BLOCK -> scaling.grid(weightShape);
+            case CHANNEL -> this == MODELOPT ? new long[] {grid[0]} : grid;
+            case BLOCK -> this == MODELOPT ? new long[] {grid[0], 1, grid[1], 1} : grid;
         };
     }
 

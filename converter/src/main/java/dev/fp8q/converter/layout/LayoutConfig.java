@@ -16,8 +16,10 @@ import java.util.function.Consumer;
 
 /**
  * The config files of a layout (FORMATS.md section 2): config.json's quantization_config (compressed-tensors
- * for comfy and compressed-tensors, "fp8" for hf-fp8, "modelopt"), hf_quant_config.json for modelopt. Layouts
- * whose runtimes read the scheme only from config.json get one even when the source has none.
+ * for comfy and compressed-tensors, "fp8" for hf-fp8 and vllm-fp8, "modelopt"), hf_quant_config.json for
+ * modelopt. Layouts whose runtimes read the scheme only from config.json get one even when the source has none.
+ * A diffusers config (it has "_diffusers_version" or "_class_name") gets no compressed-tensors config from comfy:
+ * diffusers refuses every quant_method it has no quantizer for.
  */
 public final class LayoutConfig {
 
@@ -53,12 +55,12 @@ public final class LayoutConfig {
             }
         }
         if (layout == Layout.MODELOPT) {
-            JSON.writeValue(out.resolve(MODELOPT_CONFIG).toFile(), modelopt(ignore, false));
+            JSON.writeValue(out.resolve(MODELOPT_CONFIG).toFile(), modeloptExport(ignore));
         }
         if (source != null && cfg == null) {
             return;
         }
-        boolean required = layout == Layout.COMPRESSED_TENSORS || layout == Layout.HF_FP8;
+        boolean required = layout == Layout.COMPRESSED_TENSORS || layout == Layout.HF_FP8 || layout == Layout.VLLM_FP8;
         if (cfg == null && !required) {
             return;
         }
@@ -67,10 +69,20 @@ public final class LayoutConfig {
             warn.accept("the source has no config.json: wrote one holding only quantization_config, which "
                     + layout.id() + " runtimes read; merge it into the model's config");
         }
+        boolean diffusers = isDiffusers(cfg);
+        if (diffusers && (layout == Layout.COMPRESSED_TENSORS || layout == Layout.HF_FP8 || layout == Layout.VLLM_FP8)) {
+            warn.accept(out.resolve(CONFIG) + ": diffusers' from_pretrained refuses a " + layout.id()
+                    + " quantization_config (no diffusers quantizer reads it); this folder is for " + layout.id() + " runtimes");
+        }
         switch (layout) {
-            case COMFY, COMPRESSED_TENSORS -> cfg.set("quantization_config", compressedTensors(ignore));
-            case HF_FP8 -> cfg.set("quantization_config", hfFp8(ignore));
-            case MODELOPT -> cfg.set("quantization_config", modelopt(ignore, true));
+            case COMFY -> {
+                if (!diffusers) {
+                    cfg.set("quantization_config", compressedTensors(ignore));
+                }
+            }
+            case COMPRESSED_TENSORS -> cfg.set("quantization_config", compressedTensors(ignore));
+            case HF_FP8, VLLM_FP8 -> cfg.set("quantization_config", fp8(ignore));
+            case MODELOPT -> cfg.set("quantization_config", modeloptFlat(ignore, diffusers));
             case COMFY_LEGACY -> { } // ComfyUI reads the marker tensor; the config is copied as it was
         }
         JSON.writeValue(out.resolve(CONFIG).toFile(), cfg);
@@ -99,30 +111,63 @@ public final class LayoutConfig {
         return qc;
     }
 
-    private ObjectNode hfFp8(List<String> ignore) {
+    /** True for a diffusers model config (diffusers writes both keys; either is enough). */
+    static boolean isDiffusers(ObjectNode cfg) {
+        return cfg != null && (cfg.has("_diffusers_version") || cfg.has("_class_name"));
+    }
+
+    /**
+     * The "fp8" config of transformers (FineGrainedFP8Config) and vLLM (Fp8Config): weight_block_size null means
+     * per-tensor to both (transformers assumes [128, 128] when the key is absent); transformers reads the skip list
+     * as modules_to_not_convert, vLLM as ignored_layers.
+     */
+    private ObjectNode fp8(List<String> ignore) {
         ObjectNode qc = JSON.createObjectNode();
         qc.put("quant_method", "fp8");
         qc.put("activation_scheme", "dynamic");
         if (scaling.granularity() == Granularity.BLOCK) {
             qc.putArray("weight_block_size").add(Scaling.BLOCK).add(Scaling.BLOCK);
+        } else {
+            qc.putNull("weight_block_size");
+        }
+        if (layout == Layout.HF_FP8) {
+            names(qc.putArray("modules_to_not_convert"), ignore);
         }
         names(qc.putArray("ignored_layers"), ignore);
         return qc;
     }
 
-    /** hf_quant_config.json, or (flat, with quant_method) config.json's quantization_config. */
-    private ObjectNode modelopt(List<String> ignore, boolean flat) {
+    /** ModelOpt's quant_algo for the scaling (Layout.refusal turns per-tensor away). */
+    String quantAlgo() {
+        return scaling.granularity() == Granularity.BLOCK ? "FP8_PB_WO" : "FP8_PER_CHANNEL_PER_TOKEN";
+    }
+
+    /** hf_quant_config.json as ModelOpt's export writes it (vLLM reads it when config.json has no quantization_config). */
+    private ObjectNode modeloptExport(List<String> ignore) {
         ObjectNode root = JSON.createObjectNode();
-        ObjectNode q = flat ? root : root.putObject("quantization");
-        if (flat) {
-            root.put("quant_method", "modelopt");
-        } else {
-            root.putObject("producer").put("name", "modelopt").put("version", "fp8q-" + Manifest.TOOL_VERSION);
-        }
-        q.put("quant_algo", "FP8");
+        root.putObject("producer").put("name", "modelopt").put("version", "fp8q-" + Manifest.TOOL_VERSION);
+        ObjectNode q = root.putObject("quantization");
+        q.put("quant_algo", quantAlgo());
         q.putNull("kv_cache_quant_algo");
         names(q.putArray("exclude_modules"), ignore);
         return root;
+    }
+
+    /**
+     * config.json's quantization_config as ModelOpt's convert_hf_quant_config_format writes it (vLLM reads "ignore"
+     * there, not "exclude_modules"). diffusers parses it into NVIDIAModelOptConfig, which needs quant_type.
+     */
+    private ObjectNode modeloptFlat(List<String> ignore, boolean diffusers) {
+        ObjectNode qc = JSON.createObjectNode();
+        qc.put("quant_method", "modelopt");
+        qc.put("quant_algo", quantAlgo());
+        names(qc.putArray("ignore"), ignore);
+        qc.putObject("producer").put("name", "modelopt").put("version", "fp8q-" + Manifest.TOOL_VERSION);
+        if (diffusers) {
+            qc.put("quant_type", "FP8");
+            names(qc.putArray("modules_to_not_convert"), ignore);
+        }
+        return qc;
     }
 
     private static void names(ArrayNode array, List<String> names) {

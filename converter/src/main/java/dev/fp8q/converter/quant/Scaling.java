@@ -1,6 +1,8 @@
 package dev.fp8q.converter.quant;
 
+import dev.fp8q.formats.DType;
 import dev.fp8q.formats.codec.E4M3;
+import dev.fp8q.formats.codec.Elements;
 import java.util.Locale;
 
 /**
@@ -8,9 +10,11 @@ import java.util.Locale;
  * (channel) or per 128 x 128 tile (block) of the weight viewed as [rows = shape[0], cols = the rest], each
  * amax / 448 in float32, or with pow2 the smallest power of two at least that. Transformer Engine rounds its
  * quantizing factor (448 / amax) down to a power of two; the multiplier stored here is its reciprocal, so it
- * rounds up, and no value saturates.
+ * rounds up, and no value saturates. With bf16Scales each scale is then rounded to BF16 (nearest even) and the
+ * codes are encoded with that rounded scale, so a runtime that keeps its scales in BF16 dequantizes exactly
+ * what was encoded.
  */
-public record Scaling(Granularity granularity, boolean pow2) {
+public record Scaling(Granularity granularity, boolean pow2, boolean bf16Scales) {
 
     public enum Granularity { TENSOR, CHANNEL, BLOCK }
 
@@ -18,6 +22,23 @@ public record Scaling(Granularity granularity, boolean pow2) {
     public static final int BLOCK = 128;
 
     public static final Scaling PER_TENSOR = new Scaling(Granularity.TENSOR, false);
+
+    /** The smallest positive BF16 (a subnormal): a scale rounded to BF16 never becomes 0. */
+    private static final float BF16_MIN = Elements.bf16ToFloat((short) 1);
+
+    public Scaling(Granularity granularity, boolean pow2) {
+        this(granularity, pow2, false);
+    }
+
+    /** The same scaling with scales stored as BF16 (true) or F32. */
+    public Scaling withBf16Scales(boolean bf16) {
+        return new Scaling(granularity, pow2, bf16);
+    }
+
+    /** The dtype of the scale tensors: BF16 or F32. */
+    public DType scaleDType() {
+        return bf16Scales ? DType.BF16 : DType.F32;
+    }
 
     public static Scaling parse(String granularity, boolean pow2) {
         try {
@@ -29,6 +50,11 @@ public record Scaling(Granularity granularity, boolean pow2) {
 
     /** The multiplier for a group whose largest magnitude is amax (finite); 1.0 for an all-zero group. */
     public float scaleOf(float amax) {
+        float s = f32ScaleOf(amax);
+        return bf16Scales ? Math.max(BF16_MIN, Elements.bf16ToFloat(Elements.floatToBf16(s))) : s;
+    }
+
+    private float f32ScaleOf(float amax) {
         if (amax == 0f) {
             return 1f;
         }
@@ -75,7 +101,7 @@ public record Scaling(Granularity granularity, boolean pow2) {
         return (a + b - 1) / b;
     }
 
-    /** As the manifest records it: "tensor", "channel" or "block", with "+pow2". */
+    /** As the manifest records it: "tensor", "channel" or "block", with "+pow2" (scale dtype recorded apart). */
     public String describe() {
         return granularity.name().toLowerCase(Locale.ROOT) + (pow2 ? "+pow2" : "");
     }

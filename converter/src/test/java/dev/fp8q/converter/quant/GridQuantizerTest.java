@@ -120,4 +120,19 @@ class GridQuantizerTest {
             assertEquals(2, e.count());
         }
     }
+
+    @Test
+    void bf16ScalesAreTheF32ScaleRoundedToNearestEven() {
+        Scaling b = Scaling.PER_TENSOR.withBf16Scales(true);
+        float f32 = 300f / 448f;
+        float s = b.scaleOf(300f);
+        assertEquals(Elements.bf16ToFloat(Elements.floatToBf16(f32)), s);
+        assertEquals(s, Elements.bf16ToFloat(Elements.floatToBf16(s)), "exactly a BF16 value");
+        assertEquals(DType.BF16, b.scaleDType());
+        assertEquals(DType.F32, Scaling.PER_TENSOR.scaleDType());
+        // a tie: 1 + 2^-8 lies halfway between two BF16 values and rounds to the even one, 1.0
+        assertEquals(1f, b.scaleOf((1f + 0x1p-8f) * 448f));
+        assertEquals(1f, b.scaleOf(0f), "all-zero tensors keep scale 1.0");
+        assertEquals(0x1p-133f, b.scaleOf(Float.MIN_VALUE), "never rounded to 0");
+    }
 }

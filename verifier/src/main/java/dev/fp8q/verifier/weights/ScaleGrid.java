@@ -3,7 +3,8 @@ package dev.fp8q.verifier.weights;
 /**
  * The dequantization multipliers of an FP8 weight viewed as [rows, cols] (cols = product of the trailing
  * dimensions): one per tensor, one per row (per-channel, [rows, 1] or [rows]), or one per block x block tile
- * ([ceil(rows / block), ceil(cols / block)], edge tiles by their real extent).
+ * ([ceil(rows / block), ceil(cols / block)], edge tiles by their real extent; ModelOpt's FP8_PB_WO writes that
+ * grid as [rows / block, 1, cols / block, 1]).
  */
 public record ScaleGrid(Granularity granularity, float[] scales, int rows, int cols, int block) {
 
@@ -26,6 +27,9 @@ public record ScaleGrid(Granularity granularity, float[] scales, int rows, int c
                 && (scaleShape.length == 1 || (scaleShape.length == 2 && scaleShape[1] == 1));
         if (perRow) {
             return new ScaleGrid(Granularity.CHANNEL, scales, (int) rows, (int) cols, 0);
+        }
+        if (scaleShape.length == 4 && scaleShape[1] == 1 && scaleShape[3] == 1) {
+            scaleShape = new long[] {scaleShape[0], scaleShape[2]};
         }
         if (scaleShape.length == 2) {
             for (int b : BLOCKS) {
