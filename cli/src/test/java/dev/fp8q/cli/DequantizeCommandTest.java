@@ -77,16 +77,16 @@ class DequantizeCommandTest {
     void bf16ScalesEncodeWithTheRoundedScaleAndDequantizeWithIt() throws Exception {
         Path src = ConvertCommandTest.make(dir.resolve("src.safetensors"), dev.fp8q.testdata.WanVariant.T2V_A14B,
                 WanNaming.DIFFUSERS, DType.BF16, 0, false);
-        Path dst = dir.resolve("fp8");
+        Path dst = dir.resolve("fp8.safetensors");
         assertEquals(0, CliRun.of("convert", "--quiet", "--layout", "hf-fp8", "--scale-dtype", "bf16", src.toString(),
                 dst.toString()).code());
-        Path out = dir.resolve("bf16");
+        Path out = dir.resolve("bf16.safetensors");
         assertEquals(0, CliRun.of("dequantize", dst.toString(), out.toString()).code());
         int fp8 = 0;
         int offGrid = 0;
         try (SafetensorsFile s = SafetensorsFile.open(src);
-                SafetensorsFile q = SafetensorsFile.open(dst.resolve(src.getFileName()));
-                SafetensorsFile d = SafetensorsFile.open(out.resolve(src.getFileName()))) {
+                SafetensorsFile q = SafetensorsFile.open(dst);
+                SafetensorsFile d = SafetensorsFile.open(out)) {
             for (TensorEntry e : q.tensors()) {
                 if (e.dtype() != DType.F8_E4M3) {
                     continue;

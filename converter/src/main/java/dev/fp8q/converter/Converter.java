@@ -173,6 +173,9 @@ public final class Converter {
                         o.file() == null ? o.dir() : o.path()));
             }
             snapshot.verifyUnchanged();
+            if (!folder) {
+                singleFileConfigs(tmp);
+            }
             if (folder) {
                 TreeMirror.carry(src, tmp, consumed, SafetensorsWriter.syncs());
             }
@@ -196,6 +199,22 @@ public final class Converter {
         } catch (Exception | Error e) {
             FileTrees.delete(tmp);
             throw e;
+        }
+    }
+
+    /**
+     * A single-file output has no folder for the configs a layout writes: they are not published, and the user is
+     * told what the runtime would have read.
+     */
+    private void singleFileConfigs(Path tmp) throws java.io.IOException {
+        for (String name : List.of(LayoutConfig.CONFIG, LayoutConfig.MODELOPT_CONFIG)) {
+            Path f = tmp.resolve(name);
+            if (Files.isRegularFile(f)) {
+                String json = Files.readString(f).replaceAll("\\s*\n\\s*", " ");
+                progress.warn("a single-file output has no " + name + " beside it; --layout " + options.layout().id()
+                        + " runtimes read it from the model's folder: convert the folder, or add this to its " + name + ": " + json);
+                Files.delete(f);
+            }
         }
     }
 
