@@ -78,6 +78,11 @@ public final class LayoutConfig {
             case COMFY -> {
                 if (!diffusers) {
                     cfg.set("quantization_config", compressedTensors(ignore));
+                } else {
+                    warn.accept(out.resolve(CONFIG) + ": diffusers' from_pretrained has no reader for scaled FP8 weights "
+                            + "without a quantization_config (it would take the codes without their scales); this "
+                            + "component is for ComfyUI and runtimes that read weight_scale (use --layout modelopt for "
+                            + "vLLM-Omni / SGLang)");
                 }
             }
             case COMPRESSED_TENSORS -> cfg.set("quantization_config", compressedTensors(ignore));
