@@ -4,6 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.fp8q.formats.Checkpoint;
+import dev.fp8q.formats.DType;
+import dev.fp8q.formats.safetensors.SafetensorsWriter;
+import dev.fp8q.formats.safetensors.TensorSpec;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import dev.fp8q.verifier.Verifier;
 import dev.fp8q.verifier.VerifyReport;
 import dev.fp8q.verifier.check.Bounds;
@@ -171,6 +177,42 @@ class QwenBlockTest {
                 assertEquals(output, o.metrics().sqnrDb(), 0.05, run + " " + stream + " output");
                 assertEquals(update, u.metrics().sqnrDb(), 0.05, run + " " + stream + " update");
             }
+        }
+    }
+
+    @Test
+    void capturedActivationsGiveTheFiguresOfTheSameSeededInputs(@TempDir Path dir) throws Exception {
+        Path src = TinyQwen.write(dir.resolve("src.safetensors"), 1, 13);
+        Path dst = TinyQwen.quantize(src, dir.resolve("fp8.safetensors"));
+        QwenInputs in;
+        try (Checkpoint s = Checkpoint.open(src)) {
+            in = QwenInputs.synthetic(NAMES, DIM, GRID, TEXT, 9, new ReferenceWeights(s));
+        }
+        Path act = dir.resolve("act.safetensors");
+        List<TensorSpec> specs = List.of(new TensorSpec("img", DType.F32, new long[] {in.imageTokens(), DIM}),
+                new TensorSpec("txt", DType.F32, new long[] {TEXT, DIM}), new TensorSpec("temb", DType.F32, new long[] {DIM}),
+                new TensorSpec("grid", DType.I64, new long[] {3}));
+        try (Arena arena = Arena.ofConfined(); SafetensorsWriter w = SafetensorsWriter.create(act, Map.of(), specs)) {
+            w.write("img", arena.allocateFrom(ValueLayout.JAVA_FLOAT_UNALIGNED, in.img()));
+            w.write("txt", arena.allocateFrom(ValueLayout.JAVA_FLOAT_UNALIGNED, in.txt()));
+            w.write("temb", arena.allocateFrom(ValueLayout.JAVA_FLOAT_UNALIGNED, in.temb()));
+            MemorySegment g = arena.allocate(24);
+            for (int i = 0; i < 3; i++) {
+                g.setAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, i, GRID[i]);
+            }
+            w.write("grid", g);
+            w.commit();
+        }
+        VerifyReport seeded = Verifier.verify(src, dst, new Verifier.Options(null, GRID, TEXT, 9, null,
+                Verifier.WeightScope.NONE, Bounds.defaults(), 32, 64, s -> { }, Verifier.Device.CPU));
+        VerifyReport captured = Verifier.verify(src, dst, new Verifier.Options(null, new int[] {1, 1, 1}, 1, 0, act,
+                Verifier.WeightScope.NONE, Bounds.defaults(), 32, 64, s -> { }, Verifier.Device.CPU));
+        assertTrue(captured.components().get(0).notes().contains("activations from " + act));
+        assertEquals(seeded.checks().size(), captured.checks().size());
+        for (int i = 0; i < seeded.checks().size(); i++) {
+            assertEquals(seeded.checks().get(i).name(), captured.checks().get(i).name());
+            assertEquals(seeded.checks().get(i).metrics().sqnrDb(), captured.checks().get(i).metrics().sqnrDb(), 1e-9,
+                    seeded.checks().get(i).name());
         }
     }
 

@@ -34,7 +34,8 @@ final class TinyQwen {
     private TinyQwen() {}
 
     /** name -> shape, in a fixed order. */
-    static Map<String, long[]> shapes(int blocks) {
+    static Map<String, long[]> shapes(int blocks, int dim) {
+        final int DIM = dim;
         Map<String, long[]> s = new LinkedHashMap<>();
         linear(s, "img_in", DIM, PATCH_IN);
         s.put("txt_norm.weight", new long[] {TEXT_DIM});
@@ -69,8 +70,13 @@ final class TinyQwen {
 
     /** Writes the checkpoint: Linear weights N(0, 1/in), biases N(0, 0.1^2), norm weights 1 + N(0, 0.1^2). */
     static Path write(Path file, int blocks, long seed) throws Exception {
+        return write(file, blocks, seed, DIM);
+    }
+
+    /** The same at another dim (a multiple of 128). */
+    static Path write(Path file, int blocks, long seed, int dim) throws Exception {
         SplittableRandom r = new SplittableRandom(seed);
-        Map<String, long[]> shapes = shapes(blocks);
+        Map<String, long[]> shapes = shapes(blocks, dim);
         List<TensorSpec> specs = new ArrayList<>();
         shapes.forEach((n, sh) -> specs.add(new TensorSpec(n, DType.BF16, sh)));
         try (Arena arena = Arena.ofConfined(); SafetensorsWriter w = SafetensorsWriter.create(file, Map.of(), specs)) {
