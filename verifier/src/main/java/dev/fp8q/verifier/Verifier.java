@@ -330,6 +330,9 @@ public final class Verifier {
         t0 = System.nanoTime();
         QwenBlock block = new QwenBlock(naming, dim);
         try (Runs runs = Runs.of(gpu, source, fp8, HEAD_DIM, notes)) {
+            if (gpu != null) {
+                notes.add("Qwen's RoPE and the joins of the text and image streams run on the host between GPU ops");
+            }
             for (int b : blocks) {
                 options.log().accept(String.format("block %d: reference run (with per-layer probes)", b));
                 ProbedWeights probed = new ProbedWeights(runs.reference(), runs.prober());

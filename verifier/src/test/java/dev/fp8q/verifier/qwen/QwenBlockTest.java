@@ -2,6 +2,7 @@ package dev.fp8q.verifier.qwen;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.DType;
@@ -14,6 +15,7 @@ import dev.fp8q.verifier.Verifier;
 import dev.fp8q.verifier.VerifyReport;
 import dev.fp8q.verifier.check.Bounds;
 import dev.fp8q.verifier.check.Check;
+import dev.fp8q.verifier.cuda.Gpus;
 import dev.fp8q.verifier.report.VerifyReports;
 import dev.fp8q.verifier.run.ReferenceWeights;
 import java.nio.file.Path;
@@ -213,6 +215,23 @@ class QwenBlockTest {
             assertEquals(seeded.checks().get(i).name(), captured.checks().get(i).name());
             assertEquals(seeded.checks().get(i).metrics().sqnrDb(), captured.checks().get(i).metrics().sqnrDb(), 1e-9,
                     seeded.checks().get(i).name());
+        }
+    }
+
+    @Test
+    void onAGpuTheBlocksRunThereAndAgreeWithTheCpu(@TempDir Path dir) throws Exception {
+        assumeTrue(Gpus.present(), "no GPU here (CI)");
+        Path src = TinyQwen.write(dir.resolve("src.safetensors"), 1, 17);
+        Path dst = TinyQwen.quantize(src, dir.resolve("fp8.safetensors"));
+        VerifyReport gpu = Verifier.verify(src, dst, new Verifier.Options(null, GRID, TEXT, 1, null,
+                Verifier.WeightScope.NONE, Bounds.defaults(), 32, 64, s -> { }, Verifier.Device.CUDA));
+        VerifyReport cpu = Verifier.verify(src, dst, new Verifier.Options(null, GRID, TEXT, 1, null,
+                Verifier.WeightScope.NONE, Bounds.defaults(), 32, 64, s -> { }, Verifier.Device.CPU));
+        assertTrue(gpu.summary().passed(), () -> gpu.failures().toString());
+        for (String stream : List.of("image", "text")) {
+            // the GPU's w8a8_simulated is the CPU's W8A8 up to the BF16 reference's rounding
+            assertEquals(find(cpu, "block_update", "w8a8", stream).metrics().sqnrDb(),
+                    find(gpu, "block_update", "w8a8_simulated", stream).metrics().sqnrDb(), 3.0, stream);
         }
     }
 
