@@ -2,6 +2,7 @@ package dev.fp8q.verifier.qwen;
 
 import dev.fp8q.formats.Checkpoint;
 import java.util.Optional;
+import java.util.regex.Pattern;
 
 /**
  * The Qwen-Image transformer's names (diffusers QwenImageTransformer2DModel, FORMATS.md section 5), under an
@@ -35,7 +36,7 @@ public record QwenNaming(String prefix) {
     }
 
     /** Matches a block tensor's name; group 1 is the block index. */
-    public java.util.regex.Pattern blockPattern() {
-        return java.util.regex.Pattern.compile("^" + java.util.regex.Pattern.quote(prefix) + "transformer_blocks\\.(\\d{1,6})\\.");
+    public Pattern blockPattern() {
+        return Pattern.compile("^" + Pattern.quote(prefix) + "transformer_blocks\\.(\\d{1,6})\\.");
     }
 }
