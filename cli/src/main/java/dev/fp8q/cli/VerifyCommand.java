@@ -35,7 +35,7 @@ final class VerifyCommand implements Callable<Integer> {
     @Option(names = "--blocks", split = ",", paramLabel = "N", description = "Blocks to rerun (default: first, middle, last)")
     List<Integer> blocks;
 
-    @Option(names = "--grid", defaultValue = "4,16,16", paramLabel = "F,H,W", description = "Video token grid (default: ${DEFAULT-VALUE})")
+    @Option(names = "--grid", defaultValue = "4,16,16", paramLabel = "F,H,W", description = "Video token grid; Qwen-Image: image token grid (default: ${DEFAULT-VALUE})")
     String grid;
 
     @Option(names = "--context-tokens", defaultValue = "512", description = "Text tokens (default: ${DEFAULT-VALUE})")
@@ -44,7 +44,7 @@ final class VerifyCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "0", description = "Seed of the synthetic inputs (default: ${DEFAULT-VALUE})")
     long seed;
 
-    @Option(names = "--activations", paramLabel = "FILE", description = "Captured inputs: safetensors with x, context, e (and grid)")
+    @Option(names = "--activations", paramLabel = "FILE", description = "Captured inputs: safetensors with x, context, e (Wan) or img, txt, temb (Qwen-Image), and grid")
     Path activations;
 
     @Option(names = "--whole", description = "Also run the whole model chained (embeddings, every block, head) and check its output and the drift after each block")

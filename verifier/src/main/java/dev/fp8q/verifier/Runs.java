@@ -8,6 +8,8 @@ import dev.fp8q.verifier.cuda.CudaDevice;
 import dev.fp8q.verifier.cuda.CudaKernels;
 import dev.fp8q.verifier.cuda.CudaLinears;
 import dev.fp8q.verifier.cuda.CudaRunWeights;
+import dev.fp8q.verifier.qwen.QwenBlock;
+import dev.fp8q.verifier.qwen.QwenInputs;
 import dev.fp8q.verifier.run.Fp8Weights;
 import dev.fp8q.verifier.run.ProbedWeights;
 import dev.fp8q.verifier.run.ReferenceWeights;
@@ -61,6 +63,11 @@ record Runs(RunWeights reference, RunWeights weightOnly, RunWeights w8a8, RunWei
 
     /** One run of the block: on the GPU when there is one, else the CPU. */
     float[] forward(WanBlock block, int b, WanInputs in, RunWeights w) throws FormatException {
+        return gpuMath == null ? block.forward(b, in, w) : block.forward(b, in, w, gpuMath);
+    }
+
+    /** One run of a Qwen-Image block, likewise. */
+    QwenBlock.Streams forward(QwenBlock block, int b, QwenInputs in, RunWeights w) throws FormatException {
         return gpuMath == null ? block.forward(b, in, w) : block.forward(b, in, w, gpuMath);
     }
 

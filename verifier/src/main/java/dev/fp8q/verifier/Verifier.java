@@ -13,9 +13,14 @@ import dev.fp8q.verifier.check.WeightCheck;
 import dev.fp8q.verifier.cuda.CudaDevice;
 import dev.fp8q.verifier.cuda.GpuUnavailableException;
 import dev.fp8q.verifier.metrics.ErrorMetrics;
+import dev.fp8q.verifier.qwen.QwenBlock;
+import dev.fp8q.verifier.qwen.QwenInputs;
+import dev.fp8q.verifier.qwen.QwenNaming;
+import dev.fp8q.verifier.qwen.QwenRope;
 import dev.fp8q.verifier.run.Linear;
 import dev.fp8q.verifier.run.ProbedWeights;
 import dev.fp8q.verifier.run.ReferenceWeights;
+import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.wan.WanBlock;
 import dev.fp8q.verifier.wan.WanInputs;
 import dev.fp8q.verifier.wan.WanNaming;
@@ -38,7 +43,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * fp8q verify: every FP8 weight against its source, then sample Wan blocks rerun three ways (reference,
+ * fp8q verify: every FP8 weight against its source, then sample Wan or Qwen-Image blocks rerun three ways (reference,
  * weight-only, W8A8) on the same inputs; other architectures get each sampled Linear checked on its own.
  */
 public final class Verifier {
@@ -224,6 +229,14 @@ public final class Verifier {
             }
             checks.add(Check.failure(name, "weight", null, "no FP8 E4M3 tensor in the checkpoint: nothing was quantized"));
         }
+        Optional<QwenNaming> qwen = QwenNaming.detect(source);
+        if (qwen.isPresent() && qwenDim(qwen.get(), source) % QwenRope.HEAD_DIM == 0) {
+            qwen(name, qwen.get(), source, fp8, notes, ownOutput);
+            return;
+        } else if (qwen.isPresent()) {
+            notes.add("Qwen-Image names, but dim " + qwenDim(qwen.get(), source) + " is not a multiple of head_dim "
+                    + QwenRope.HEAD_DIM + ": checked per linear");
+        }
         Optional<WanNaming> naming = WanNaming.detect(source);
         String unrunnable = naming.isPresent() ? wanUnrunnable(naming.get(), source) : null;
         if (naming.isPresent() && unrunnable == null) {
@@ -310,6 +323,78 @@ public final class Verifier {
                 null, notes));
     }
 
+    private static long qwenDim(QwenNaming n, Checkpoint source) {
+        return source.tensor(n.block(0, "img_mod.1.weight")).map(t -> t.entry().rank() == 2 ? t.entry().dim(1) : 0)
+                .orElse(0L);
+    }
+
+    /** Qwen-Image dual-stream blocks, three runs like Wan's; block figures per stream (image, text). */
+    private void qwen(String name, QwenNaming naming, Checkpoint source, Fp8Checkpoint fp8, List<String> notes,
+            boolean ownOutput) throws FormatException, VerifyException {
+        ReferenceWeights reference = new ReferenceWeights(source);
+        int dim = (int) qwenDim(naming, source);
+        Pattern blockName = naming.blockPattern();
+        List<Integer> blocks = pickBlocks(blockCount(source, blockName));
+        Set<String> sampled = new LinkedHashSet<>();
+        for (String n : fp8.fp8Names()) {
+            Matcher m = blockName.matcher(n);
+            if (m.find() && blocks.contains(Integer.parseInt(m.group(1)))) {
+                sampled.add(n);
+            }
+        }
+        weights(name, source, fp8, sampled, ownOutput);
+
+        long t0 = System.nanoTime();
+        QwenInputs in = options.activations() != null
+                ? QwenInputs.captured(options.activations(), dim, options.grid())
+                : QwenInputs.synthetic(naming, dim, options.grid(), options.contextTokens(), options.seed(), reference);
+        notes.addAll(in.notes());
+        notes.add("every block gets the same img, txt and temb (blocks are not chained); no text mask");
+        phase("inputs", t0);
+
+        t0 = System.nanoTime();
+        QwenBlock block = new QwenBlock(naming, dim);
+        try (Runs runs = Runs.of(gpu, source, fp8, HEAD_DIM, notes)) {
+            if (gpu != null) {
+                notes.add("Qwen's RoPE and the joins of the text and image streams run on the host between GPU ops");
+            }
+            for (int b : blocks) {
+                options.log().accept(String.format("block %d: reference run (with per-layer probes)", b));
+                ProbedWeights probed = new ProbedWeights(runs.reference(), runs.prober());
+                QwenBlock.Streams ref = runs.forward(block, b, in, probed);
+                Set<String> probedLayers = new TreeSet<>();
+                for (ProbedWeights.Probe p : probed.drain()) {
+                    probedLayers.add(p.layer() + ".weight");
+                    linearChecks(name, b, p);
+                }
+                for (String run : List.of("weight_only", "w8a8", "w8a8_simulated")) {
+                    RunWeights w = switch (run) {
+                        case "weight_only" -> runs.weightOnly();
+                        case "w8a8" -> runs.w8a8();
+                        default -> runs.w8a8Simulated();
+                    };
+                    if (w == null) {
+                        continue;
+                    }
+                    options.log().accept(String.format("block %d: %s run", b, run));
+                    QwenBlock.Streams out = runs.forward(block, b, in, w);
+                    blockChecks(name, b, in.img(), ref.img(), out.img(), run, "image");
+                    blockChecks(name, b, in.txt(), ref.txt(), out.txt(), run, "text");
+                }
+                for (String n : sampled) {
+                    Matcher m = blockName.matcher(n);
+                    if (m.find() && Integer.parseInt(m.group(1)) == b && !probedLayers.contains(n) && n.endsWith(".weight")) {
+                        notes.add(n + " is not on the block's path: checked as a single Linear");
+                        singleLinear(name, b, n, runs, source);
+                    }
+                }
+                runs.endBlock();
+            }
+        }
+        phase("blocks", t0);
+        runs.add(new VerifyReport.ComponentRun(name, "qwen-image", "diffusers", blocks, null, notes));
+    }
+
     private void perLinear(String name, Checkpoint source, Fp8Checkpoint fp8, List<String> notes, boolean ownOutput)
             throws FormatException {
         List<String> linears = new ArrayList<>();
@@ -373,9 +458,15 @@ public final class Verifier {
     }
 
     private void blockChecks(String component, int block, float[] x, float[] ref, float[] out, String run) {
+        blockChecks(component, block, x, ref, out, run, null);
+    }
+
+    /** Block output and update of one run; stream names which of a two-stream block's streams (else null). */
+    private void blockChecks(String component, int block, float[] x, float[] ref, float[] out, String run,
+            String stream) {
         String boundRun = run.equals("w8a8_simulated") ? "w8a8" : run;
         checks.add(Check.of(component, "block_output", block, null, null, run, ErrorMetrics.of(ref, out), null, null,
-                null, options.bounds().of("block_output", boundRun, null)));
+                null, options.bounds().of("block_output", boundRun, null)).ofStream(stream));
         float[] refUpdate = new float[x.length];
         float[] update = new float[x.length];
         for (int i = 0; i < x.length; i++) {
@@ -383,7 +474,7 @@ public final class Verifier {
             update[i] = out[i] - x[i];
         }
         checks.add(Check.of(component, "block_update", block, null, null, run, ErrorMetrics.of(refUpdate, update), null,
-                null, null, options.bounds().of("block_update", boundRun, null)));
+                null, null, options.bounds().of("block_update", boundRun, null)).ofStream(stream));
     }
 
     /** Every FP8 weight (or only the sampled ones) against its source, and the manifest against the files. */
@@ -455,9 +546,13 @@ public final class Verifier {
     }
 
     private static int blockCount(Checkpoint c) {
+        return blockCount(c, BLOCK);
+    }
+
+    private static int blockCount(Checkpoint c, Pattern block) {
         int max = -1;
         for (Checkpoint.Tensor t : c.tensors()) {
-            Matcher m = BLOCK.matcher(t.name());
+            Matcher m = block.matcher(t.name());
             if (m.find()) {
                 max = Math.max(max, Integer.parseInt(m.group(1)));
             }

@@ -11,7 +11,7 @@ public record VerifyReport(String tool, String version, String source, String fp
         List<ComponentRun> components, List<Check> checks, Summary summary) {
 
     /**
-     * How one component was verified: architecture "wan" (block reruns) or "per-linear" (an architecture
+     * How one component was verified: architecture "wan" or "qwen-image" (block reruns) or "per-linear" (an architecture
      * verify cannot run: each sampled Linear checked on its own), and how its inputs were made.
      */
     @JsonInclude(JsonInclude.Include.NON_NULL)

@@ -7,10 +7,12 @@ import java.util.List;
 /**
  * One verdict: a scope (weight, linear, block_output, block_update, manifest), where it applies (component,
  * block, layer), which run (weight_only, w8a8; null for weights), the figures, the bound and what broke it.
+ * stream: for blocks with two residual streams (Qwen-Image: "image", "text"), which one the block figures are of.
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record Check(String component, String scope, Integer block, String layer, String kind, String run,
-        ErrorMetrics metrics, Long codesOffByOne, Long codesFar, Double underflow, Bound bound, List<String> failures) {
+        ErrorMetrics metrics, Long codesOffByOne, Long codesFar, Double underflow, Bound bound, List<String> failures,
+        String stream) {
 
     public boolean passed() {
         return failures.isEmpty();
@@ -28,6 +30,9 @@ public record Check(String component, String scope, Integer block, String layer,
         if (layer != null) {
             b.append(' ').append(layer);
         }
+        if (stream != null) {
+            b.append(' ').append(stream);
+        }
         if (run != null) {
             b.append(' ').append(run);
         }
@@ -37,11 +42,17 @@ public record Check(String component, String scope, Integer block, String layer,
     public static Check of(String component, String scope, Integer block, String layer, String kind, String run,
             ErrorMetrics m, Long offByOne, Long far, Double underflow, Bound bound) {
         return new Check(component, scope, block, layer, kind, run, m, offByOne, far, underflow, bound,
-                bound.violations(m, offByOne, far));
+                bound.violations(m, offByOne, far), null);
+    }
+
+    /** A block figure of one stream of a two-stream block. */
+    public Check ofStream(String stream) {
+        return new Check(component, scope, block, layer, kind, run, metrics, codesOffByOne, codesFar, underflow, bound,
+                failures, stream);
     }
 
     /** A check that failed without figures (a manifest that disagrees with the files, a missing tensor). */
     public static Check failure(String component, String scope, String layer, String message) {
-        return new Check(component, scope, null, layer, null, null, null, null, null, null, null, List.of(message));
+        return new Check(component, scope, null, layer, null, null, null, null, null, null, null, List.of(message), null);
     }
 }

@@ -171,7 +171,8 @@ public final class VerifyReports {
                 ErrorMetrics m = c.metrics();
                 String where = (c.component().isEmpty() ? "" : c.component() + ": ")
                         + (c.block() != null ? "block " + c.block() + " " : "")
-                        + (c.layer() != null ? shortLayer(c.layer()) : c.scope().replace("block_", ""));
+                        + (c.layer() != null ? shortLayer(c.layer()) : c.scope().replace("block_", ""))
+                        + (c.stream() != null ? " (" + c.stream() + ")" : "");
                 b.append(String.format(Locale.ROOT, fmt, where, c.run(), db(m.sqnrDb()),
                         String.format(Locale.ROOT, "%.4g", m.relL2()), String.format(Locale.ROOT, "%.6f", m.cosine()),
                         String.format(Locale.ROOT, "%.3g", m.maxAbs()), bound(c.bound()).replace(" dB", ""),
@@ -193,7 +194,7 @@ public final class VerifyReports {
     }
 
     private static String shortLayer(String layer) {
-        return layer.replaceFirst("^blocks\\.\\d+\\.", "");
+        return layer.replaceFirst("^(transformer_)?blocks\\.\\d+\\.", "");
     }
 
     private static String phases(Map<String, Double> p) {

@@ -1,0 +1,159 @@
+package dev.fp8q.verifier.qwen;
+
+import dev.fp8q.formats.Checkpoint;
+import dev.fp8q.formats.DType;
+import dev.fp8q.formats.codec.E4M3;
+import dev.fp8q.formats.codec.Elements;
+import dev.fp8q.formats.safetensors.SafetensorsWriter;
+import dev.fp8q.formats.safetensors.TensorSpec;
+import dev.fp8q.verifier.weights.TensorValues;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.regex.Pattern;
+
+/**
+ * A tiny BF16 checkpoint with Qwen-Image's names (FORMATS.md section 5) and biases as diffusers has them:
+ * dim 256 (2 heads of 128), MLP 4 x dim, text features of TEXT_DIM, 16 latent channels in 2x2 patches.
+ */
+final class TinyQwen {
+
+    static final int DIM = 256;
+    static final int TEXT_DIM = 64;
+    static final int PATCH_IN = 64;
+    static final Pattern FP8 = Pattern.compile("transformer_blocks\\.\\d+\\.(attn\\.(to_[qkv]|to_out\\.0|add_[qkv]_proj"
+            + "|to_add_out)|(img|txt)_mlp\\.net\\.(0\\.proj|2))\\.weight$");
+
+    private TinyQwen() {}
+
+    /** name -> shape, in a fixed order. */
+    static Map<String, long[]> shapes(int blocks, int dim) {
+        final int DIM = dim;
+        Map<String, long[]> s = new LinkedHashMap<>();
+        linear(s, "img_in", DIM, PATCH_IN);
+        s.put("txt_norm.weight", new long[] {TEXT_DIM});
+        linear(s, "txt_in", DIM, TEXT_DIM);
+        linear(s, "time_text_embed.timestep_embedder.linear_1", DIM, 256);
+        linear(s, "time_text_embed.timestep_embedder.linear_2", DIM, DIM);
+        for (int b = 0; b < blocks; b++) {
+            String p = "transformer_blocks." + b + ".";
+            linear(s, p + "img_mod.1", 6 * DIM, DIM);
+            linear(s, p + "txt_mod.1", 6 * DIM, DIM);
+            for (String l : List.of("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj",
+                    "to_add_out")) {
+                linear(s, p + "attn." + l, DIM, DIM);
+            }
+            for (String nrm : List.of("norm_q", "norm_k", "norm_added_q", "norm_added_k")) {
+                s.put(p + "attn." + nrm + ".weight", new long[] {128});
+            }
+            for (String mlp : List.of("img_mlp", "txt_mlp")) {
+                linear(s, p + mlp + ".net.0.proj", 4 * DIM, DIM);
+                linear(s, p + mlp + ".net.2", DIM, 4 * DIM);
+            }
+        }
+        linear(s, "norm_out.linear", 2 * DIM, DIM);
+        linear(s, "proj_out", PATCH_IN, DIM);
+        return s;
+    }
+
+    private static void linear(Map<String, long[]> s, String base, int out, int in) {
+        s.put(base + ".weight", new long[] {out, in});
+        s.put(base + ".bias", new long[] {out});
+    }
+
+    /** Writes the checkpoint: Linear weights N(0, 1/in), biases N(0, 0.1^2), norm weights 1 + N(0, 0.1^2). */
+    static Path write(Path file, int blocks, long seed) throws Exception {
+        return write(file, blocks, seed, DIM);
+    }
+
+    /** The same at another dim (a multiple of 128). */
+    static Path write(Path file, int blocks, long seed, int dim) throws Exception {
+        SplittableRandom r = new SplittableRandom(seed);
+        Map<String, long[]> shapes = shapes(blocks, dim);
+        List<TensorSpec> specs = new ArrayList<>();
+        shapes.forEach((n, sh) -> specs.add(new TensorSpec(n, DType.BF16, sh)));
+        try (Arena arena = Arena.ofConfined(); SafetensorsWriter w = SafetensorsWriter.create(file, Map.of(), specs)) {
+            for (var e : shapes.entrySet()) {
+                long[] sh = e.getValue();
+                int numel = (int) (sh.length == 2 ? sh[0] * sh[1] : sh[0]);
+                boolean norm = e.getKey().contains("norm") && e.getKey().endsWith(".weight") && sh.length == 1;
+                double std = sh.length == 2 ? 1 / Math.sqrt(sh[1]) : 0.1;
+                if (e.getKey().contains("_mod.1.weight")) {
+                    std *= 0.5; // keeps shift/scale/gate around 0.3, as trained modulation is
+                }
+                MemorySegment seg = arena.allocate(2L * numel);
+                for (int i = 0; i < numel; i++) {
+                    float v = (float) ((norm ? 1 : 0) + r.nextGaussian() * std);
+                    seg.setAtIndex(Elements.SHORT, i, Elements.floatToBf16(v));
+                }
+                w.write(e.getKey(), seg);
+            }
+            w.commit();
+        }
+        return file;
+    }
+
+    /** A per-tensor FP8 copy written by this test's own few lines (amax / 448, round to nearest even). */
+    static Path quantize(Path src, Path dst) throws Exception {
+        try (Checkpoint c = Checkpoint.open(src); Arena arena = Arena.ofConfined()) {
+            List<TensorSpec> specs = new ArrayList<>();
+            Map<String, MemorySegment> data = new HashMap<>();
+            for (Checkpoint.Tensor t : c.tensors()) {
+                if (FP8.matcher(t.name()).find()) {
+                    float[] v = TensorValues.of(t);
+                    float amax = 0;
+                    for (float f : v) {
+                        amax = Math.max(amax, Math.abs(f));
+                    }
+                    float scale = amax / 448f;
+                    MemorySegment codes = arena.allocate(v.length);
+                    for (int i = 0; i < v.length; i++) {
+                        codes.set(ValueLayout.JAVA_BYTE, i, E4M3.encode(Math.max(-448f, Math.min(448f, v[i] / scale))));
+                    }
+                    MemorySegment s = arena.allocate(4);
+                    s.set(Elements.FLOAT, 0, scale);
+                    specs.add(new TensorSpec(t.name(), DType.F8_E4M3, t.entry().shape()));
+                    specs.add(new TensorSpec(t.name() + "_scale", DType.F32, new long[0]));
+                    data.put(t.name(), codes);
+                    data.put(t.name() + "_scale", s);
+                } else {
+                    specs.add(TensorSpec.of(t.entry()));
+                    data.put(t.name(), t.data());
+                }
+            }
+            try (SafetensorsWriter w = SafetensorsWriter.create(dst, Map.of(), specs)) {
+                for (var e : data.entrySet()) {
+                    w.write(e.getKey(), e.getValue());
+                }
+                w.commit();
+            }
+        }
+        return dst;
+    }
+
+    /** Every tensor's values, FP8 ones dequantized with their "_scale". */
+    static Map<String, float[]> values(Path file) throws Exception {
+        Map<String, float[]> out = new HashMap<>();
+        try (Checkpoint c = Checkpoint.open(file)) {
+            for (Checkpoint.Tensor t : c.tensors()) {
+                float[] v = TensorValues.of(t);
+                var scale = c.tensor(t.name() + "_scale");
+                if (scale.isPresent()) {
+                    float s = scale.get().data().get(Elements.FLOAT, 0);
+                    for (int i = 0; i < v.length; i++) {
+                        v[i] *= s;
+                    }
+                }
+                out.put(t.name(), v);
+            }
+        }
+        return out;
+    }
+}
