@@ -93,7 +93,9 @@ class LayoutConfigTest {
         assertEquals(1, warnings.size());
         assertTrue(warnings.getFirst().contains("diffusers"), warnings.toString());
         write(Layout.COMFY, Scaling.PER_TENSOR, WAN);
-        assertEquals(1, warnings.size(), "the default layout has nothing to warn about");
+        assertEquals(2, warnings.size(), warnings.toString());
+        assertTrue(warnings.get(1).contains("no reader for scaled FP8") && warnings.get(1).contains("ComfyUI"),
+                "the default layout is not refused, but diffusers would read its codes without their scales: " + warnings);
     }
 
     private static List<String> strings(JsonNode array) {
