@@ -1,6 +1,7 @@
 package dev.fp8q.cli;
 
 import dev.fp8q.formats.DType;
+import dev.fp8q.formats.OutputGuard;
 import dev.fp8q.verifier.weights.Dequantizer;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -45,7 +46,7 @@ final class DequantizeCommand implements Callable<Integer> {
         cmd.addAll(spec.commandLine().getParseResult().originalArgs());
         Dequantizer.Result r = Dequantizer.run(dst, out, dt, force, cmd);
         spec.commandLine().getOut().printf("%s: %d FP8 tensor(s) dequantized to %s, %d copied, %d scale tensor(s) dropped, %.2f MiB%n",
-                Dequantizer.outputPath(dst, out), r.dequantized(), dt, r.copied(), r.scalesDropped(), r.bytes() / 1048576.0);
+                OutputGuard.outputPath(dst, out), r.dequantized(), dt, r.copied(), r.scalesDropped(), r.bytes() / 1048576.0);
         return ExitCodes.OK;
     }
 }

@@ -81,15 +81,13 @@ public final class Converter {
         this.pool = new ForkJoinPool(Math.max(1, options.threads()));
     }
 
-    /**
-     * The path a conversion of src into dst writes: a folder for a folder, a {@code .safetensors} file for a file
-     * (the extension added when dst lacks it).
-     */
-    public static Path outputPath(Path src, Path dst) {
-        if (Files.isDirectory(src) || dst.getFileName() == null || dst.getFileName().toString().endsWith(".safetensors")) {
-            return dst;
+    /** The path a conversion of src into dst writes ({@link OutputGuard#outputPath}). */
+    public static Path outputPath(Path src, Path dst) throws ConvertException {
+        try {
+            return OutputGuard.outputPath(src, dst);
+        } catch (OutputGuard.RefusedException e) {
+            throw new ConvertException(e.getMessage());
         }
-        return dst.resolveSibling(dst.getFileName() + ".safetensors");
     }
 
     public Manifest convert(Path src, Path dst) throws Exception {
@@ -105,10 +103,6 @@ public final class Converter {
                     + "with scale 1.0; use the default layout to keep layers in high precision");
         }
         boolean folder = Files.isDirectory(src);
-        if (!folder && Files.isDirectory(dst)) {
-            throw new ConvertException(dst + " is a folder, and a file SRC gives a file: name the output file, e.g. "
-                    + dst.resolve(Path.of(src.getFileName().toString().replaceFirst("\\.(safetensors|pth|pt)$", "") + "-fp8.safetensors")));
-        }
         Path target = outputPath(src, dst).toAbsolutePath().normalize();
         Path manifestPath = folder ? target.resolve(Manifest.FILE) : Manifest.locate(target);
         guard(src, target, manifestPath);

@@ -27,6 +27,23 @@ public final class OutputGuard {
     private OutputGuard() {}
 
     /**
+     * The path a run from in to out writes: a folder for a folder, a {@code .safetensors} file for a file (the
+     * extension added when out lacks it). A file in with an existing folder out is refused: a file gives a file.
+     */
+    public static Path outputPath(Path in, Path out) throws RefusedException {
+        if (Files.isDirectory(in)) {
+            return out;
+        }
+        if (Files.isDirectory(out)) {
+            String stem = in.getFileName().toString().replaceFirst("\\.(safetensors|pth|pt)$", "");
+            throw new RefusedException(out + " is a folder, and a file gives a file: name the output file, e.g. "
+                    + out.resolve(stem + "-" + (stem.contains("fp8") ? "bf16" : "fp8") + ".safetensors"));
+        }
+        String n = out.getFileName() == null ? "" : out.getFileName().toString();
+        return n.isEmpty() || n.endsWith(".safetensors") ? out : out.resolveSibling(n + ".safetensors");
+    }
+
+    /**
      * Checks DST against SRC (null: no SRC to protect) and, when it exists, against force.
      * @param manifest where DST's manifest is or would be (a file output's lies beside it)
      */

@@ -100,9 +100,9 @@ public record QwenInputs(float[] img, int[] grid, float[] txt, int textTokens, f
      */
     public static QwenInputs captured(Path file, int dim, int[] grid) throws FormatException {
         try (Checkpoint c = Checkpoint.open(file)) {
-            float[] img = values(c, "img", dim);
-            float[] txt = values(c, "txt", dim);
-            float[] temb = values(c, "temb", dim);
+            float[] img = TensorValues.rows(c, "img", dim, "img, txt and temb");
+            float[] txt = TensorValues.rows(c, "txt", dim, "img, txt and temb");
+            float[] temb = TensorValues.rows(c, "temb", dim, "img, txt and temb");
             if (temb.length != dim) {
                 throw new FormatException(Rule.TENSOR_INVALID_INFO, file, "temb", "must be [" + dim + "], has "
                         + temb.length + " values");
@@ -110,7 +110,7 @@ public record QwenInputs(float[] img, int[] grid, float[] txt, int textTokens, f
             int[] g = grid.clone();
             var gt = c.tensor("grid");
             if (gt.isPresent()) {
-                g = gridValues(gt.get());
+                g = TensorValues.grid(gt.get());
             }
             int tokens = img.length / dim;
             if ((long) g[0] * g[1] * g[2] != tokens) {
@@ -119,37 +119,5 @@ public record QwenInputs(float[] img, int[] grid, float[] txt, int textTokens, f
             }
             return new QwenInputs(img, g, txt, txt.length / dim, temb, List.of("activations from " + file));
         }
-    }
-
-    private static float[] values(Checkpoint c, String name, int dim) throws FormatException {
-        Checkpoint.Tensor t = c.tensor(name).orElseThrow(() -> new FormatException(Rule.TENSOR_NOT_FOUND, c.root(),
-                name, "captured Qwen-Image activations need img, txt and temb"));
-        long[] shape = t.entry().shape();
-        if (shape.length == 0 || shape[shape.length - 1] != dim) {
-            throw new FormatException(Rule.TENSOR_INVALID_INFO, c.root(), name,
-                    "last dimension must be the model's dim " + dim);
-        }
-        return TensorValues.of(t);
-    }
-
-    private static int[] gridValues(Checkpoint.Tensor t) throws FormatException {
-        if (t.entry().numel() != 3) {
-            throw new FormatException(Rule.TENSOR_INVALID_INFO, t.shard().path(), t.name(), "grid must hold 3 values");
-        }
-        var seg = t.data();
-        int[] out = new int[3];
-        for (int i = 0; i < 3; i++) {
-            long v = switch (t.entry().dtype()) {
-                case I32 -> seg.getAtIndex(dev.fp8q.formats.codec.Elements.INT, i);
-                case I64 -> seg.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, i);
-                default -> throw new FormatException(Rule.TENSOR_INVALID_INFO, t.shard().path(), t.name(),
-                        "grid must be I32 or I64");
-            };
-            if (v < 1 || v > Integer.MAX_VALUE) {
-                throw new FormatException(Rule.TENSOR_INVALID_INFO, t.shard().path(), t.name(), "grid sizes must be >= 1");
-            }
-            out[i] = (int) v;
-        }
-        return out;
     }
 }

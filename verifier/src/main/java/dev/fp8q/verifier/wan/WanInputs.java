@@ -109,13 +109,13 @@ public record WanInputs(float[] x, int[] grid, float[] context, int contextToken
      */
     public static WanInputs captured(Path file, int dim, int[] grid) throws FormatException {
         try (Checkpoint c = Checkpoint.open(file)) {
-            float[] x = values(c, "x", dim);
-            float[] context = values(c, "context", dim);
-            float[] e = values(c, "e", dim);
+            float[] x = TensorValues.rows(c, "x", dim, "x, context and e");
+            float[] context = TensorValues.rows(c, "context", dim, "x, context and e");
+            float[] e = TensorValues.rows(c, "e", dim, "x, context and e");
             int[] g = grid.clone();
             var gt = c.tensor("grid");
             if (gt.isPresent()) {
-                g = gridValues(gt.get());
+                g = TensorValues.grid(gt.get());
             }
             int tokens = x.length / dim;
             if ((long) g[0] * g[1] * g[2] != tokens) {
@@ -130,37 +130,5 @@ public record WanInputs(float[] x, int[] grid, float[] context, int contextToken
             return new WanInputs(x, g, context, context.length / dim, e, perToken,
                     List.of("activations from " + file));
         }
-    }
-
-    private static float[] values(Checkpoint c, String name, int dim) throws FormatException {
-        Checkpoint.Tensor t = c.tensor(name).orElseThrow(() -> new FormatException(Rule.TENSOR_NOT_FOUND, c.root(), name,
-                "captured activations need x, context and e"));
-        long[] shape = t.entry().shape();
-        if (shape.length == 0 || shape[shape.length - 1] != dim) {
-            throw new FormatException(Rule.TENSOR_INVALID_INFO, c.root(), name,
-                    "last dimension must be the model's dim " + dim);
-        }
-        return TensorValues.of(t);
-    }
-
-    private static int[] gridValues(Checkpoint.Tensor t) throws FormatException {
-        if (t.entry().numel() != 3) {
-            throw new FormatException(Rule.TENSOR_INVALID_INFO, t.shard().path(), t.name(), "grid must hold 3 values");
-        }
-        var seg = t.data();
-        int[] out = new int[3];
-        for (int i = 0; i < 3; i++) {
-            out[i] = switch (t.entry().dtype()) {
-                case I32 -> seg.getAtIndex(dev.fp8q.formats.codec.Elements.INT, i);
-                case I64 -> (int) Math.max(0, Math.min(Integer.MAX_VALUE,
-                        seg.getAtIndex(java.lang.foreign.ValueLayout.JAVA_LONG_UNALIGNED, i)));
-                default -> throw new FormatException(Rule.TENSOR_INVALID_INFO, t.shard().path(), t.name(),
-                        "grid must be I32 or I64");
-            };
-            if (out[i] < 1) {
-                throw new FormatException(Rule.TENSOR_INVALID_INFO, t.shard().path(), t.name(), "grid sizes must be >= 1");
-            }
-        }
-        return out;
     }
 }

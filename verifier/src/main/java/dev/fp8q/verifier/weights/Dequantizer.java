@@ -58,14 +58,6 @@ public final class Dequantizer {
 
     private Dequantizer() {}
 
-    /** The path dequantizing dst into out writes: a folder for a folder, a .safetensors file for a file. */
-    public static Path outputPath(Path dst, Path out) {
-        if (Files.isDirectory(dst) || out.getFileName() == null || out.getFileName().toString().endsWith(".safetensors")) {
-            return out;
-        }
-        return out.resolveSibling(out.getFileName() + ".safetensors");
-    }
-
     /**
      * OUT mirrors DST: a file gives a file (its manifest beside it), a folder a folder holding every file not
      * dequantized, unchanged. OUT is replaced (force) only when it is an earlier fp8q output.
@@ -77,10 +69,7 @@ public final class Dequantizer {
         }
         Optional<Manifest> manifest = Verifier.readManifest(dst);
         boolean folder = Files.isDirectory(dst);
-        if (!folder && Files.isDirectory(out)) {
-            throw new OutputGuard.RefusedException(out + " is a folder, and a file DST gives a file: name the output file");
-        }
-        Path target = outputPath(dst, out).toAbsolutePath().normalize();
+        Path target = OutputGuard.outputPath(dst, out).toAbsolutePath().normalize();
         Path manifestPath = folder ? target.resolve(Manifest.FILE) : Manifest.locate(target);
         OutputGuard.check(dst, target, manifestPath, force);
         List<Components.Component> parts = parts(dst, manifest);

@@ -59,4 +59,37 @@ public final class TensorValues {
             }
         }
     }
+
+    /** A captured activation: tensor name of the file, its last dimension the model's dim; needs: what the file must hold. */
+    public static float[] rows(Checkpoint c, String name, int dim, String needs) throws FormatException {
+        Checkpoint.Tensor t = c.tensor(name).orElseThrow(() -> new FormatException(Rule.TENSOR_NOT_FOUND, c.root(), name,
+                "captured activations need " + needs));
+        long[] shape = t.entry().shape();
+        if (shape.length == 0 || shape[shape.length - 1] != dim) {
+            throw new FormatException(Rule.TENSOR_INVALID_INFO, c.root(), name, "last dimension must be the model's dim " + dim);
+        }
+        return of(t);
+    }
+
+    /** A captured token grid: 3 positive I32 or I64 values (frames, height, width). */
+    public static int[] grid(Checkpoint.Tensor t) throws FormatException {
+        if (t.entry().numel() != 3) {
+            throw new FormatException(Rule.TENSOR_INVALID_INFO, t.shard().path(), t.name(), "grid must hold 3 values");
+        }
+        MemorySegment seg = t.data();
+        int[] out = new int[3];
+        for (int i = 0; i < 3; i++) {
+            long v = switch (t.entry().dtype()) {
+                case I32 -> seg.getAtIndex(Elements.INT, i);
+                case I64 -> seg.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, i);
+                default -> throw new FormatException(Rule.TENSOR_INVALID_INFO, t.shard().path(), t.name(),
+                        "grid must be I32 or I64");
+            };
+            if (v < 1 || v > Integer.MAX_VALUE) {
+                throw new FormatException(Rule.TENSOR_INVALID_INFO, t.shard().path(), t.name(), "grid sizes must be >= 1");
+            }
+            out[i] = (int) v;
+        }
+        return out;
+    }
 }

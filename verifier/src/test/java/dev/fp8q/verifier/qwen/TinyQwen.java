@@ -100,41 +100,9 @@ final class TinyQwen {
         return file;
     }
 
-    /** A per-tensor FP8 copy written by this test's own few lines (amax / 448, round to nearest even). */
+    /** A per-tensor FP8 copy written by the Wan figures test's own few lines (amax / 448, round to nearest even). */
     static Path quantize(Path src, Path dst) throws Exception {
-        try (Checkpoint c = Checkpoint.open(src); Arena arena = Arena.ofConfined()) {
-            List<TensorSpec> specs = new ArrayList<>();
-            Map<String, MemorySegment> data = new HashMap<>();
-            for (Checkpoint.Tensor t : c.tensors()) {
-                if (FP8.matcher(t.name()).find()) {
-                    float[] v = TensorValues.of(t);
-                    float amax = 0;
-                    for (float f : v) {
-                        amax = Math.max(amax, Math.abs(f));
-                    }
-                    float scale = amax / 448f;
-                    MemorySegment codes = arena.allocate(v.length);
-                    for (int i = 0; i < v.length; i++) {
-                        codes.set(ValueLayout.JAVA_BYTE, i, E4M3.encode(Math.max(-448f, Math.min(448f, v[i] / scale))));
-                    }
-                    MemorySegment s = arena.allocate(4);
-                    s.set(Elements.FLOAT, 0, scale);
-                    specs.add(new TensorSpec(t.name(), DType.F8_E4M3, t.entry().shape()));
-                    specs.add(new TensorSpec(t.name() + "_scale", DType.F32, new long[0]));
-                    data.put(t.name(), codes);
-                    data.put(t.name() + "_scale", s);
-                } else {
-                    specs.add(TensorSpec.of(t.entry()));
-                    data.put(t.name(), t.data());
-                }
-            }
-            try (SafetensorsWriter w = SafetensorsWriter.create(dst, Map.of(), specs)) {
-                for (var e : data.entrySet()) {
-                    w.write(e.getKey(), e.getValue());
-                }
-                w.commit();
-            }
-        }
+        dev.fp8q.verifier.wan.VerifierFiguresTest.quantize(src, dst, FP8);
         return dst;
     }
 

@@ -35,11 +35,16 @@ public class VerifierFiguresTest {
 
     /** A per-tensor FP8 copy written by this test's own few lines (amax / 448, clamp, round to nearest even). */
     public static void quantize(Path src, Path dst) throws Exception {
+        quantize(src, dst, LINEAR);
+    }
+
+    /** The same for the weights the pattern finds. */
+    public static void quantize(Path src, Path dst, Pattern weights) throws Exception {
         try (Checkpoint c = Checkpoint.open(src); Arena arena = Arena.ofConfined()) {
             List<TensorSpec> specs = new ArrayList<>();
             Map<String, MemorySegment> data = new HashMap<>();
             for (Checkpoint.Tensor t : c.tensors()) {
-                if (LINEAR.matcher(t.name()).matches()) {
+                if (weights.matcher(t.name()).find()) {
                     float[] v = TensorValues.of(t);
                     float amax = 0;
                     for (float f : v) {
