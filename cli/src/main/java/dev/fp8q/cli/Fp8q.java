@@ -36,6 +36,7 @@ public final class Fp8q {
         SUBCOMMANDS.put("dequantize", DequantizeCommand.class);
         SUBCOMMANDS.put("check", CheckCommand.class);
         SUBCOMMANDS.put("verify", VerifyCommand.class);
+        SUBCOMMANDS.put("sensitivity", SensitivityCommand.class);
         SUBCOMMANDS.put("report", ReportCommand.class);
         SUBCOMMANDS.put("testdata", TestdataCommand.class);
         SUBCOMMANDS.put("help", CommandLine.HelpCommand.class);

@@ -83,7 +83,12 @@ public final class Verifier {
      * verify --whole: the chained forward of the whole model at these timesteps (0..1000; null: three spread over
      * the expert's range) for samples seeds, from captured latents / context when given (else synthetic).
      */
-    public record Whole(List<Double> timesteps, int samples, Path latents, Path context) {}
+    public record Whole(List<Double> timesteps, int samples, Path latents, Path context, boolean sensitivity) {
+
+        public Whole(List<Double> timesteps, int samples, Path latents, Path context) {
+            this(timesteps, samples, latents, context, false);
+        }
+    }
 
     static final int HEAD_DIM = 128;
     private static final Pattern BLOCK = Pattern.compile("^blocks\\.(\\d{1,6})\\.");
@@ -316,6 +321,9 @@ public final class Verifier {
             t0 = System.nanoTime();
             try (Runs whole = Runs.of(gpu, source, fp8, HEAD_DIM, new ArrayList<>())) {
                 checks.addAll(WholeModel.run(name, naming, dim, layers, whole, options, notes));
+                if (options.whole().sensitivity()) {
+                    checks.addAll(WholeModel.sensitivity(name, naming, dim, layers, whole, fp8.fp8Names(), options, notes));
+                }
             }
             phase("whole model", t0);
         }

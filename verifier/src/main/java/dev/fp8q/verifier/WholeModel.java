@@ -112,4 +112,56 @@ final class WholeModel {
         }
         return out;
     }
+
+    /**
+     * Each FP8 Linear's own share of the end-to-end error: the chained model with only that layer in FP8 (weight-only
+     * and W8A8), restarted from the reference's input to the layer's block, at the first timestep and seed. One
+     * "sensitivity" check per layer and run, unbounded, figures against the reference output.
+     */
+    static List<Check> sensitivity(String component, WanNaming naming, int dim, int layers, Runs runs,
+            java.util.Collection<String> fp8Names, Verifier.Options options, List<String> notes) throws FormatException {
+        Verifier.Whole whole = options.whole();
+        WanModel.Captured captured = WanModel.captured(whole.latents(), whole.context());
+        int[] grid = captured.grid() != null ? captured.grid() : options.grid();
+        double t = whole.timesteps() != null ? whole.timesteps().getFirst()
+                : captured.timestep() != null ? captured.timestep()
+                : defaultTimesteps(component, runs.reference(), naming, dim, new ArrayList<>()).get(1);
+        WanModel.Step step = WanModel.inputs(naming, dim, grid, options.contextTokens(), options.seed(), t, runs.reference(),
+                captured.latents(), captured.context());
+        WanBlock block = new WanBlock(naming, dim, Verifier.HEAD_DIM);
+        float[][] inputs = new float[layers + 1][]; // the reference's residual stream entering each block
+        inputs[0] = step.inputs().x();
+        for (int b = 0; b < layers; b++) {
+            inputs[b + 1] = runs.forward(block, b, WanModel.withX(step.inputs(), inputs[b]), runs.reference());
+        }
+        float[] refOut = WanModel.head(naming, dim, inputs[layers], step.inputs().tokens(), step.timeEmbedding(), runs.reference());
+        Map<String, RunWeights> fp8Runs = new LinkedHashMap<>();
+        fp8Runs.put("weight_only", runs.weightOnly());
+        fp8Runs.put("w8a8", runs.w8a8());
+        List<Check> checks = new ArrayList<>();
+        java.util.regex.Pattern blockOf = java.util.regex.Pattern.compile("^blocks\\.(\\d+)\\.");
+        for (String weight : fp8Names) {
+            java.util.regex.Matcher m = blockOf.matcher(weight);
+            if (!weight.endsWith(".weight") || !m.find()) {
+                continue;
+            }
+            int first = Integer.parseInt(m.group(1));
+            String layer = weight.substring(0, weight.length() - ".weight".length());
+            options.log().accept("sensitivity: " + layer);
+            for (Map.Entry<String, RunWeights> r : fp8Runs.entrySet()) {
+                RunWeights only = new dev.fp8q.verifier.run.SingleLayerWeights(runs.reference(), r.getValue(), layer);
+                float[] x = inputs[first];
+                for (int b = first; b < layers; b++) {
+                    x = runs.forward(block, b, WanModel.withX(step.inputs(), x), only);
+                }
+                float[] out = WanModel.head(naming, dim, x, step.inputs().tokens(), step.timeEmbedding(), only);
+                checks.add(Check.of(component, "sensitivity", first, layer, null, r.getKey(),
+                        ErrorMetrics.of(refOut, out), null, null, null, dev.fp8q.verifier.check.Bound.NONE));
+            }
+            runs.endBlock();
+        }
+        notes.add("sensitivity: each FP8 Linear alone in FP8, the rest reference, at " + step.description()
+                + "; figures are the model output's against the reference");
+        return checks;
+    }
 }
