@@ -39,6 +39,22 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Every tensor's decision, machine-readable.")
     boolean json;
 
+    @Option(names = "--compare", description = "Compare presets on memory and on the end-to-end error of the whole model chained (Wan)")
+    boolean compare;
+
+    @Option(names = "--presets", split = ",", paramLabel = "PRESET",
+            description = "--compare: these presets (default: the family's: wan, wan-ffn-only, wan-modelopt; qwen-image, qwen-image-sglang)")
+    List<String> presets;
+
+    @Option(names = "--grid", defaultValue = "2,8,8", description = "--compare: video tokens F,H,W (default: ${DEFAULT-VALUE})")
+    String grid;
+
+    @Option(names = "--context-tokens", defaultValue = "64", description = "--compare: text rows (default: ${DEFAULT-VALUE})")
+    int contextTokens;
+
+    @Option(names = "--timesteps", split = ",", defaultValue = "500", description = "--compare: timesteps 0..1000 (default: ${DEFAULT-VALUE})")
+    List<Double> timesteps;
+
     @Spec
     CommandSpec spec;
 
@@ -54,6 +70,18 @@ final class PlanCommand implements Callable<Integer> {
         Scaling scaling = conversion.scaling();
         try (SourcePlan plan = SourcePlan.of(source, conversion.preset, conversion.userRules(), conversion.components,
                 conversion.pthKey)) {
+            if (compare) {
+                ArrayNode rows = root.putArray("compare");
+                for (SourcePlan.Part part : plan.converted()) {
+                    PresetComparison.compare(part, presets == null ? PresetComparison.defaults(part.model().family()) : presets,
+                            conversion.userRules(), scaling, VerifyCommand.parseGrid(grid), contextTokens, timesteps,
+                            json ? new PrintWriter(java.io.Writer.nullWriter()) : out, rows);
+                }
+                if (json) {
+                    out.println(m.writeValueAsString(root));
+                }
+                return ExitCodes.OK;
+            }
             for (SourcePlan.Part part : plan.parts()) {
                 Components.Component c = part.component();
                 String label = c.name().isEmpty() ? c.path().toString() : c.name();

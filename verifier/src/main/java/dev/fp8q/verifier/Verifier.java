@@ -553,7 +553,7 @@ public final class Verifier {
         return List.copyOf(new LinkedHashSet<>(options.blocks()));
     }
 
-    private static int blockCount(Checkpoint c) {
+    static int blockCount(Checkpoint c) {
         return blockCount(c, BLOCK);
     }
 

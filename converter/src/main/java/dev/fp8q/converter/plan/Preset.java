@@ -24,6 +24,17 @@ public enum Preset {
             new Match("t5:ffn", Pattern.compile("^(encoder\\.)?block\\.\\d+\\.layer\\.1\\.DenseReluDense\\.(wi|wi_0|wi_1|wo)\\.weight$")),
             new Match("t5:attention", Pattern.compile("^blocks\\.\\d+\\.attn\\.[qkvo]\\.weight$")),
             new Match("t5:ffn", Pattern.compile("^blocks\\.\\d+\\.ffn\\.(fc1|fc2|gate\\.0)\\.weight$")))),
+    /** vLLM-Omni's study: only the FFNs in FP8 (all-attention FP8 degraded long Wan 2.2 sequences). */
+    WAN_FFN_ONLY("wan-ffn-only", List.of(
+            new Match("wan:ffn", Pattern.compile("^blocks\\.\\d+\\.ffn\\.(0|2|net\\.0\\.proj|net\\.2)\\.weight$")))),
+    /**
+     * ModelOpt's diffusers example (filter_func_wan_video): as wan, and whole blocks 0, 1, 2, 37, 38, 39 kept (the
+     * embedders and proj_out are kept by wan already).
+     */
+    WAN_MODELOPT("wan-modelopt", List.of(
+            new Match("wan:attention", Pattern.compile("^blocks\\.(?!(0|1|2|37|38|39)\\.)\\d+\\.(self_attn|cross_attn)\\.[qkvo]\\.weight$")),
+            new Match("wan:attention", Pattern.compile("^blocks\\.(?!(0|1|2|37|38|39)\\.)\\d+\\.(attn1|attn2)\\.(to_[qkv]|to_out\\.0)\\.weight$")),
+            new Match("wan:ffn", Pattern.compile("^blocks\\.(?!(0|1|2|37|38|39)\\.)\\d+\\.ffn\\.(0|2|net\\.0\\.proj|net\\.2)\\.weight$")))),
     /**
      * Qwen-Image (and -Edit): every block's attention Linears of both streams and both MLPs; img_in, txt_in,
      * txt_norm, time_text_embed, img_mod/txt_mod, norm_out, proj_out, norms and biases kept.
@@ -80,7 +91,7 @@ public enum Preset {
     }
 
     /** The ids --preset takes. */
-    public static final String IDS = "auto, wan, qwen-image, qwen-image-sglang, t5, weight-only (or vae), generic";
+    public static final String IDS = "auto, wan, wan-ffn-only, wan-modelopt, qwen-image, qwen-image-sglang, t5, weight-only (or vae), generic";
 
     /** A preset by id; auto picks by the detected family. */
     public static Preset resolve(String id, ModelInfo model) {
@@ -93,6 +104,8 @@ public enum Preset {
                 default -> GENERIC;
             };
             case "wan" -> WAN;
+            case "wan-ffn-only" -> WAN_FFN_ONLY;
+            case "wan-modelopt" -> WAN_MODELOPT;
             case "qwen-image" -> QWEN_IMAGE;
             case "qwen-image-sglang" -> QWEN_IMAGE_SGLANG;
             case "t5" -> T5;

@@ -1,0 +1,54 @@
+package dev.fp8q.verifier.run;
+
+import dev.fp8q.formats.FormatException;
+import dev.fp8q.formats.codec.E4M3;
+import dev.fp8q.verifier.weights.ActivationQuantizer;
+import java.util.Set;
+
+/**
+ * The source's weights with a chosen set of Linears as a per-tensor FP8 conversion would give them (scale = amax /
+ * 448 in float32, clamp, the exact E4M3 encoding, decoded times the scale), without writing any file: what plan
+ * needs to measure a preset or a kept set before convert runs. W8A8 also rounds those Linears' inputs to E4M3.
+ */
+public record SimulatedFp8Weights(RunWeights reference, Set<String> layers, boolean w8a8) implements RunWeights {
+
+    @Override
+    public float[] tensor(String name) throws FormatException {
+        return reference.tensor(name);
+    }
+
+    @Override
+    public boolean has(String name) {
+        return reference.has(name);
+    }
+
+    @Override
+    public float[] linear(String base, float[] x, int rows) throws FormatException {
+        if (!layers.contains(base)) {
+            return reference.linear(base, x, rows);
+        }
+        float[] w = quantizeDequantize(reference.tensor(base + ".weight"));
+        float[] bias = has(base + ".bias") ? tensor(base + ".bias") : null;
+        float[] in = w8a8 ? ActivationQuantizer.quantizeDequantize(x) : x;
+        return Linear.apply(in, rows, w, w.length / (x.length / rows), bias);
+    }
+
+    @Override
+    public float[] attend(float[] q, int queries, float[] k, float[] v, int keys, int dim, int heads) {
+        return reference.attend(q, queries, k, v, keys, dim, heads);
+    }
+
+    /** Per-tensor FP8, decoded: NUMERICS.md's encoder on w / (amax / 448). */
+    public static float[] quantizeDequantize(float[] w) {
+        float amax = 0;
+        for (float v : w) {
+            amax = Math.max(amax, Math.abs(v));
+        }
+        float scale = amax == 0 ? 1f : amax / E4M3.MAX;
+        float[] out = new float[w.length];
+        for (int i = 0; i < w.length; i++) {
+            out[i] = E4M3.decode(E4M3.encode(Math.max(-E4M3.MAX, Math.min(E4M3.MAX, w[i] / scale)))) * scale;
+        }
+        return out;
+    }
+}
