@@ -46,6 +46,16 @@ final class PlanCommand implements Callable<Integer> {
             description = "--compare: these presets (default: the family's: wan, wan-ffn-only, wan-modelopt; qwen-image, qwen-image-sglang)")
     List<String> presets;
 
+    @Option(names = "--budget-db", paramLabel = "DB",
+            description = "The fewest bytes to keep in high precision for this end-to-end SQNR of the whole model chained (Wan)")
+    Double budgetDb;
+
+    @Option(names = "--run", defaultValue = "weight_only", description = "--budget-db: weight_only or w8a8 (default: ${DEFAULT-VALUE})")
+    String run;
+
+    @Option(names = "--emit-rules", paramLabel = "FILE", description = "--budget-db: write the kept set as a rules file for convert --rules")
+    Path emitRules;
+
     @Option(names = "--grid", defaultValue = "2,8,8", description = "--compare: video tokens F,H,W (default: ${DEFAULT-VALUE})")
     String grid;
 
@@ -70,6 +80,21 @@ final class PlanCommand implements Callable<Integer> {
         Scaling scaling = conversion.scaling();
         try (SourcePlan plan = SourcePlan.of(source, conversion.preset, conversion.userRules(), conversion.components,
                 conversion.pthKey)) {
+            if (budgetDb != null) {
+                if (!run.equals("weight_only") && !run.equals("w8a8")) {
+                    throw new Fp8q.UsageException("--run must be weight_only or w8a8");
+                }
+                for (SourcePlan.Part part : plan.converted()) {
+                    var sim = dev.fp8q.verifier.Simulation.of(part.checkpoint(), VerifyCommand.parseGrid(grid), contextTokens, 0,
+                            timesteps);
+                    if (sim.isEmpty()) {
+                        throw new Fp8q.UsageException("--budget-db needs the whole model chained, which fp8q runs for Wan only: "
+                                + part.component().path() + " is " + part.model().family());
+                    }
+                    ErrorBudget.plan(part, budgetDb, run, sim.get(), emitRules, out);
+                }
+                return ExitCodes.OK;
+            }
             if (compare) {
                 ArrayNode rows = root.putArray("compare");
                 for (SourcePlan.Part part : plan.converted()) {

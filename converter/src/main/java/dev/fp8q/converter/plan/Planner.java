@@ -56,7 +56,7 @@ public final class Planner {
             return new Decision(t, Action.PRESERVE, "dtype:" + t.dtype() + "-not-a-source");
         }
         if (t.rank() > 2 && qu != null && ig == null) { // Conv2d/Conv3d: weight-only FP8 storage, on request
-            return new Decision(t, Action.QUANTIZE, "user:quantize=" + qu + "(weight-only,rank-" + t.rank() + ")");
+            return new Decision(t, Action.QUANTIZE, user.label() + ":quantize=" + qu + "(weight-only,rank-" + t.rank() + ")");
         }
         if (t.rank() > 2 && ig == null && preset.weightOnly() && preset.quantizeRule(name) != null) {
             return new Decision(t, Action.QUANTIZE, preset.quantizeRule(name) + "(rank-" + t.rank() + ")");
@@ -65,10 +65,10 @@ public final class Planner {
             return new Decision(t, Action.PRESERVE, t.rank() < 2 ? "shape:1d" : "shape:not-2d");
         }
         if (ig != null) {
-            return new Decision(t, Action.PRESERVE, "user:ignore=" + ig);
+            return new Decision(t, Action.PRESERVE, user.label() + ":ignore=" + ig);
         }
         if (qu != null) {
-            return new Decision(t, Action.QUANTIZE, "user:quantize=" + qu);
+            return new Decision(t, Action.QUANTIZE, user.label() + ":quantize=" + qu);
         }
         String rule = preset.quantizeRule(name);
         if (rule == null) {

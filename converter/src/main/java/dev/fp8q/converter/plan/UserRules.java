@@ -11,15 +11,21 @@ import java.util.regex.PatternSyntaxException;
 
 /**
  * The user's adjustments: --ignore REGEX (keep in high precision) and --quantize REGEX, from flags or a
- * rules file {@code {"ignore": [...], "quantize": [...]}}. Patterns are Java regexes searched in the name.
+ * rules file {@code {"ignore": [...], "quantize": [...]}}. Patterns are Java regexes searched in the name. A rules
+ * file may carry a {@code "label"} (plan --budget-db writes one): the decisions its patterns make are named by it
+ * instead of "user".
  */
-public record UserRules(List<Pattern> ignore, List<Pattern> quantize) {
+public record UserRules(List<Pattern> ignore, List<Pattern> quantize, String label) {
 
     public static final UserRules NONE = new UserRules(List.of(), List.of());
 
     public UserRules {
         ignore = List.copyOf(ignore);
         quantize = List.copyOf(quantize);
+    }
+
+    public UserRules(List<Pattern> ignore, List<Pattern> quantize) {
+        this(ignore, quantize, "user");
     }
 
     public static UserRules of(List<String> ignore, List<String> quantize) {
@@ -54,13 +60,18 @@ public record UserRules(List<Pattern> ignore, List<Pattern> quantize) {
         List<String> ig = new ArrayList<>(strings(file, root, "ignore"));
         List<String> qu = new ArrayList<>(strings(file, root, "quantize"));
         root.fieldNames().forEachRemaining(f -> {
-            if (!f.equals("ignore") && !f.equals("quantize")) {
-                throw new PlanException(file + ": unknown key '" + f + "' in rules file (ignore, quantize)");
+            if (!f.equals("ignore") && !f.equals("quantize") && !f.equals("label")) {
+                throw new PlanException(file + ": unknown key '" + f + "' in rules file (ignore, quantize, label)");
             }
         });
+        JsonNode label = root.get("label");
+        if (label != null && (!label.isTextual() || label.asText().isBlank())) {
+            throw new PlanException(file + ": 'label' must be a non-empty string");
+        }
         ig.addAll(ignore);
         qu.addAll(quantize);
-        return of(ig, qu);
+        UserRules rules = of(ig, qu);
+        return label == null ? rules : new UserRules(rules.ignore(), rules.quantize(), label.asText());
     }
 
     private static List<String> strings(Path file, JsonNode root, String key) {
