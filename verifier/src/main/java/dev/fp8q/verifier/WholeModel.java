@@ -149,7 +149,7 @@ final class WholeModel {
             String layer = weight.substring(0, weight.length() - ".weight".length());
             options.log().accept("sensitivity: " + layer);
             for (Map.Entry<String, RunWeights> r : fp8Runs.entrySet()) {
-                RunWeights only = new dev.fp8q.verifier.run.SingleLayerWeights(runs.reference(), r.getValue(), layer);
+                RunWeights only = single(runs.reference(), r.getValue(), layer);
                 float[] x = inputs[first];
                 for (int b = first; b < layers; b++) {
                     x = runs.forward(block, b, WanModel.withX(step.inputs(), x), only);
@@ -158,10 +158,18 @@ final class WholeModel {
                 checks.add(Check.of(component, "sensitivity", first, layer, null, r.getKey(),
                         ErrorMetrics.of(refOut, out), null, null, null, dev.fp8q.verifier.check.Bound.NONE));
             }
-            runs.endBlock();
         }
+        runs.endBlock(); // every block's weights stay on the GPU through the layers: each restart reuses them
         notes.add("sensitivity: each FP8 Linear alone in FP8, the rest reference, at " + step.description()
                 + "; figures are the model output's against the reference");
         return checks;
+    }
+
+    /** Only this layer as the FP8 run computes it: on the GPU when the runs are there. */
+    private static RunWeights single(RunWeights reference, RunWeights fp8, String layer) {
+        if (reference instanceof dev.fp8q.verifier.cuda.CudaRunWeights ref && fp8 instanceof dev.fp8q.verifier.cuda.CudaRunWeights f) {
+            return ref.withLayer(new dev.fp8q.verifier.run.SingleLayerWeights(ref.cpu(), f.cpu(), layer), layer, f);
+        }
+        return new dev.fp8q.verifier.run.SingleLayerWeights(reference, fp8, layer);
     }
 }

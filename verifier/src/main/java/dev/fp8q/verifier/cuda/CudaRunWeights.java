@@ -12,11 +12,36 @@ public final class CudaRunWeights implements RunWeights {
     private final RunWeights cpu;
     private final CudaLinears gpu;
     private final CudaLinears.Way way;
+    private final String layer;
+    private final CudaLinears.Way layerWay;
 
     public CudaRunWeights(RunWeights cpu, CudaLinears gpu, CudaLinears.Way way) {
+        this(cpu, gpu, way, null, null);
+    }
+
+    private CudaRunWeights(RunWeights cpu, CudaLinears gpu, CudaLinears.Way way, String layer, CudaLinears.Way layerWay) {
         this.cpu = cpu;
         this.gpu = gpu;
         this.way = way;
+        this.layer = layer;
+        this.layerWay = layerWay;
+    }
+
+    /**
+     * This run with one Linear computed as another run computes it (sensitivity: one layer in FP8, the rest the
+     * reference); cpuWeights: the same mix on the CPU, for what the GPU does not take.
+     */
+    public CudaRunWeights withLayer(RunWeights cpuWeights, String base, CudaRunWeights from) {
+        return new CudaRunWeights(cpuWeights, gpu, way, base, from.way);
+    }
+
+    /** The CPU weights behind this run. */
+    public RunWeights cpu() {
+        return cpu;
+    }
+
+    private CudaLinears.Way wayOf(String base) {
+        return base.equals(layer) ? layerWay : way;
     }
 
     @Override
@@ -34,7 +59,7 @@ public final class CudaRunWeights implements RunWeights {
         if (!gpu.supports(base)) {
             return cpu.linear(base, x, rows);
         }
-        return gpu.apply(way, base, x, rows);
+        return gpu.apply(wayOf(base), base, x, rows);
     }
 
     /** The same Linear on an input on the device; the caller closes the result. */
@@ -43,6 +68,6 @@ public final class CudaRunWeights implements RunWeights {
             CudaDevice d = gpu.device();
             return d.upload(cpu.linear(base, d.download(x, (int) (x.bytes() / 4)), rows));
         }
-        return gpu.apply(way, base, x, rows);
+        return gpu.apply(wayOf(base), base, x, rows);
     }
 }
