@@ -85,7 +85,7 @@ final class PlanCommand implements Callable<Integer> {
                     throw new Fp8q.UsageException("--run must be weight_only or w8a8");
                 }
                 for (SourcePlan.Part part : plan.converted()) {
-                    var sim = dev.fp8q.verifier.Simulation.of(part.checkpoint(), VerifyCommand.parseGrid(grid), contextTokens, 0,
+                    var sim = dev.fp8q.verifier.Simulation.of(part.checkpoint(), RunInputs.parseGrid(grid), contextTokens, 0,
                             timesteps);
                     if (sim.isEmpty()) {
                         throw new Fp8q.UsageException("--budget-db needs the whole model chained, which fp8q runs for Wan only: "
@@ -99,7 +99,7 @@ final class PlanCommand implements Callable<Integer> {
                 ArrayNode rows = root.putArray("compare");
                 for (SourcePlan.Part part : plan.converted()) {
                     PresetComparison.compare(part, presets == null ? PresetComparison.defaults(part.model().family()) : presets,
-                            conversion.userRules(), scaling, VerifyCommand.parseGrid(grid), contextTokens, timesteps,
+                            conversion.userRules(), scaling, RunInputs.parseGrid(grid), contextTokens, timesteps,
                             json ? new PrintWriter(java.io.Writer.nullWriter()) : out, rows);
                 }
                 if (json) {

@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -31,23 +32,11 @@ final class SensitivityCommand implements Callable<Integer> {
     @Parameters(index = "1", paramLabel = "DST")
     Path dst;
 
-    @Option(names = "--grid", defaultValue = "4,16,16", description = "Video tokens F,H,W (default: ${DEFAULT-VALUE})")
-    String grid;
-
-    @Option(names = "--context-tokens", defaultValue = "512", description = "Text rows (default: ${DEFAULT-VALUE})")
-    int contextTokens;
-
-    @Option(names = "--seed", defaultValue = "0")
-    long seed;
+    @Mixin
+    RunInputs inputs;
 
     @Option(names = "--timestep", description = "0..1000 (default: the middle of the expert's range)")
     Double timestep;
-
-    @Option(names = "--latents", paramLabel = "FILE", description = "Captured latents, as verify --whole takes them")
-    Path latents;
-
-    @Option(names = "--context", paramLabel = "FILE", description = "Captured text encoder output, as verify --whole takes it")
-    Path context;
 
     @Option(names = "--run", defaultValue = "weight_only", description = "weight_only or w8a8: the ranking's run (default: ${DEFAULT-VALUE})")
     String run;
@@ -57,12 +46,6 @@ final class SensitivityCommand implements Callable<Integer> {
 
     @Option(names = "--json", paramLabel = "FILE", description = "Every layer's figures for both runs, ranked")
     Path json;
-
-    @Option(names = "--device", defaultValue = "auto", paramLabel = "auto|cpu|cuda")
-    String device;
-
-    @Option(names = "--quiet", description = "No progress lines on stderr.")
-    boolean quiet;
 
     @Spec
     CommandSpec spec;
@@ -75,18 +58,11 @@ final class SensitivityCommand implements Callable<Integer> {
         if (timestep != null && (timestep < 0 || timestep > 1000)) {
             throw new Fp8q.UsageException("--timestep must be within 0..1000");
         }
-        Verifier.Device where = switch (device.toLowerCase(Locale.ROOT)) {
-            case "auto" -> Verifier.Device.AUTO;
-            case "cpu" -> Verifier.Device.CPU;
-            case "cuda" -> Verifier.Device.CUDA;
-            default -> throw new Fp8q.UsageException("--device must be auto, cpu or cuda");
-        };
         PrintWriter err = spec.commandLine().getErr();
-        Verifier.Options options = new Verifier.Options(List.of(0), VerifyCommand.parseGrid(grid), contextTokens, seed, null,
-                Verifier.WeightScope.NONE, dev.fp8q.verifier.check.Bounds.defaults(), 1, 16, quiet ? s -> { } : s -> {
-                    err.println("fp8q: sensitivity: " + s);
-                    err.flush();
-                }, where).withWhole(new Verifier.Whole(timestep == null ? null : List.of(timestep), 1, latents, context, true));
+        Verifier.Options options = new Verifier.Options(List.of(0), inputs.grid(), inputs.contextTokens, inputs.seed, null,
+                Verifier.WeightScope.NONE, dev.fp8q.verifier.check.Bounds.defaults(), 1, 16, inputs.log(err, "sensitivity"),
+                inputs.device()).withWhole(new Verifier.Whole(timestep == null ? null : List.of(timestep), 1, inputs.latents,
+                inputs.context, true));
         VerifyReport report = Verifier.verify(src, dst, options);
         List<Check> ranked = report.checks().stream().filter(c -> c.scope().equals("sensitivity"))
                 .sorted(Comparator.comparingDouble((Check c) -> c.metrics().sqnrDb())).toList();

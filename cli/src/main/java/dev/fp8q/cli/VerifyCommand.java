@@ -12,6 +12,7 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.function.BiFunction;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
@@ -35,14 +36,8 @@ final class VerifyCommand implements Callable<Integer> {
     @Option(names = "--blocks", split = ",", paramLabel = "N", description = "Blocks to rerun (default: first, middle, last)")
     List<Integer> blocks;
 
-    @Option(names = "--grid", defaultValue = "4,16,16", paramLabel = "F,H,W", description = "Video token grid; Qwen-Image: image token grid (default: ${DEFAULT-VALUE})")
-    String grid;
-
-    @Option(names = "--context-tokens", defaultValue = "512", description = "Text tokens (default: ${DEFAULT-VALUE})")
-    int contextTokens;
-
-    @Option(names = "--seed", defaultValue = "0", description = "Seed of the synthetic inputs (default: ${DEFAULT-VALUE})")
-    long seed;
+    @Mixin
+    RunInputs inputs;
 
     @Option(names = "--activations", paramLabel = "FILE", description = "Captured inputs: safetensors with x, context, e (Wan) or img, txt, temb (Qwen-Image), and grid")
     Path activations;
@@ -55,12 +50,6 @@ final class VerifyCommand implements Callable<Integer> {
 
     @Option(names = "--samples", defaultValue = "1", description = "--whole: seeds per timestep (default: ${DEFAULT-VALUE})")
     int samples;
-
-    @Option(names = "--latents", paramLabel = "FILE", description = "--whole: captured latents (safetensors: latents F32 [C, F, H, W], optional timestep F32 0-dim)")
-    Path latents;
-
-    @Option(names = "--context", paramLabel = "FILE", description = "--whole: captured text encoder output (safetensors: context F32 [Lc, 4096])")
-    Path context;
 
     @Option(names = "--weights", defaultValue = "all", paramLabel = "all|sampled|none",
             description = "Which FP8 weights to check against the source (default: ${DEFAULT-VALUE})")
@@ -87,31 +76,19 @@ final class VerifyCommand implements Callable<Integer> {
     @Option(names = "--markdown", paramLabel = "FILE", description = "Write the report as Markdown")
     Path markdown;
 
-    @Option(names = "--device", defaultValue = "auto", paramLabel = "auto|cpu|cuda", description = "Where the block reruns compute: auto takes a GPU when the CUDA driver finds one with FP8 tensor cores "
-                    + "(compute capability 8.9+), else the CPU; cuda fails without one (default: ${DEFAULT-VALUE})")
-    String device;
-
-    @Option(names = "--quiet", description = "No progress lines on stderr.")
-    boolean quiet;
-
     @Spec
     CommandSpec spec;
 
     @Override
     public Integer call() throws Exception {
-        Verifier.Device where = switch (device.toLowerCase(Locale.ROOT)) {
-            case "auto" -> Verifier.Device.AUTO;
-            case "cpu" -> Verifier.Device.CPU;
-            case "cuda" -> Verifier.Device.CUDA;
-            default -> throw new Fp8q.UsageException("--device must be auto, cpu or cuda");
-        };
+        Verifier.Device where = inputs.device();
         Verifier.WeightScope scope = switch (weights.toLowerCase(Locale.ROOT)) {
             case "all" -> Verifier.WeightScope.ALL;
             case "sampled" -> Verifier.WeightScope.SAMPLED;
             case "none" -> Verifier.WeightScope.NONE;
             default -> throw new Fp8q.UsageException("--weights must be all, sampled or none");
         };
-        if (contextTokens < 1 || sampleLinears < 1) {
+        if (inputs.contextTokens < 1 || sampleLinears < 1) {
             throw new Fp8q.UsageException("--context-tokens and --sample-linears must be at least 1");
         }
         Bounds bounds = Bounds.defaults();
@@ -121,18 +98,15 @@ final class VerifyCommand implements Callable<Integer> {
         bounds = apply(bounds, minSqnr, "--min-sqnr-db", (sel, v) -> new Bound(v, null, null, null, null));
         bounds = apply(bounds, maxRelL2, "--max-rel-l2", (sel, v) -> new Bound(null, v, null, null, null));
         PrintWriter err = spec.commandLine().getErr();
-        Verifier.Options options = new Verifier.Options(blocks, parseGrid(grid), contextTokens, seed, activations, scope,
-                bounds, sampleLinears, 256, quiet ? s -> { } : s -> {
-                    err.println("fp8q: verify: " + s);
-                    err.flush();
-                }, where);
+        Verifier.Options options = new Verifier.Options(blocks, inputs.grid(), inputs.contextTokens, inputs.seed, activations, scope,
+                bounds, sampleLinears, 256, inputs.log(err, "verify"), where);
         if (whole) {
             if (samples < 1 || timesteps != null && timesteps.stream().anyMatch(t -> t < 0 || t > 1000)) {
                 throw new Fp8q.UsageException("--samples must be at least 1 and --timesteps within 0..1000");
             }
             options = options.withWhole(new Verifier.Whole(timesteps == null ? null : List.copyOf(timesteps), samples,
-                    latents, context));
-        } else if (timesteps != null || latents != null || context != null) {
+                    inputs.latents, inputs.context));
+        } else if (timesteps != null || inputs.latents != null || inputs.context != null) {
             throw new Fp8q.UsageException("--timesteps, --latents and --context go with --whole");
         }
         VerifyReport report = Verifier.verify(src, dst, options);
@@ -171,29 +145,5 @@ final class VerifyCommand implements Callable<Integer> {
             }
         }
         return bounds;
-    }
-
-    static int[] parseGrid(String s) {
-        String[] p = s.split(",");
-        if (p.length != 3) {
-            throw new Fp8q.UsageException("--grid must be F,H,W, not " + s);
-        }
-        int[] g = new int[3];
-        long tokens = 1;
-        for (int i = 0; i < 3; i++) {
-            try {
-                g[i] = Integer.parseInt(p[i].trim());
-            } catch (NumberFormatException e) {
-                throw new Fp8q.UsageException("--grid must be three integers F,H,W, not " + s);
-            }
-            if (g[i] < 1) {
-                throw new Fp8q.UsageException("--grid sizes must be at least 1");
-            }
-            tokens *= g[i];
-        }
-        if (tokens > 1 << 20) {
-            throw new Fp8q.UsageException("--grid " + s + " is " + tokens + " tokens; at most 1048576");
-        }
-        return g;
     }
 }
