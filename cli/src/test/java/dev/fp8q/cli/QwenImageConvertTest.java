@@ -82,6 +82,9 @@ class QwenImageConvertTest {
             assertEquals(expected.stream().sorted().toList(), List.copyOf(DropInTest.tree(dst).keySet()), "a complete pipeline folder");
             Manifest m = Manifest.read(dst.resolve(Manifest.FILE));
             assertEquals(24, m.totals().quantized(), "the transformer only, by default");
+            CliRun v = DropInTest.ok("verify", "--quiet", "--device", "cpu", "--grid", "1,2,2", "--context-tokens", "4",
+                    p.toString(), dst.toString());
+            assertTrue(v.out().contains("qwen-image") && v.out().contains("PASS"), "the Qwen block reran: " + v.out());
 
             Path all = dir.resolve(p.getFileName() + "-all");
             DropInTest.ok("convert", "--quiet", "--components", "vae,text_encoder", p.toString(), all.toString());
