@@ -17,6 +17,7 @@ final class Inputs {
         dir.toFile().deleteOnExit();
         Path file = dir.resolve("wan-tiny-t2v-bf16.safetensors");
         file.toFile().deleteOnExit();
+        dev.fp8q.formats.Interrupts.scratch(dir);
         return WanCheckpoints.extractEmbedded(file);
     }
 }

@@ -16,7 +16,17 @@ public final class Interrupts implements AutoCloseable {
     /** The exit code of an interrupted run, as a shell reports Ctrl-C. */
     public static final int EXIT_CODE = 130;
 
+    private static final java.util.Set<Path> SCRATCH = java.util.concurrent.ConcurrentHashMap.newKeySet();
+
     private final Thread hook;
+
+    /**
+     * A scratch path of this process (the embedded default's extraction) that an interrupt removes too: the hook
+     * ends the process with halt, which skips deleteOnExit.
+     */
+    public static void scratch(Path p) {
+        SCRATCH.add(p);
+    }
 
     private Interrupts(Thread hook) {
         this.hook = hook;
@@ -42,6 +52,13 @@ public final class Interrupts implements AutoCloseable {
                     Thread.sleep(20);
                 } catch (InterruptedException e) {
                     break;
+                }
+            }
+            for (Path p : SCRATCH) {
+                try {
+                    FileTrees.delete(p);
+                } catch (IOException | RuntimeException e) {
+                    // best effort: the partial output is what matters
                 }
             }
             System.err.println("fp8q: interrupted: removed the partial output " + paths.getFirst());
