@@ -271,6 +271,20 @@ class DropInTest {
     }
 
     @Test
+    void aConvertedPthBesideTheWeightsLeavesTheFolderConfigToThem(@TempDir Path dir) throws Exception {
+        Path rel = ConvertCommandTest.make(dir.resolve("Wan2.2-TI2V-5B"), WanVariant.TI2V_5B, WanNaming.ORIGINAL, DType.BF16,
+                400_000, false); // the 5B release: the DiT's shards at the top, beside the T5 .pth
+        Files.writeString(rel.resolve("config.json"), "{\"_class_name\": \"WanModel\", \"dim\": 128}\n");
+        resource("t5_wan_tiny_bf16.pth", rel.resolve("models_t5_umt5-xxl-enc-bf16.pth"));
+        Path dst = dir.resolve("fp8");
+        CliRun r = ok("convert", "--quiet", "--layout", "compressed-tensors", "--components", "t5", rel.toString(), dst.toString());
+        String cfg = Files.readString(dst.resolve("config.json"));
+        assertTrue(cfg.contains("\"dim\"") && cfg.contains("compressed-tensors"), "the DiT's config, with its scheme: " + cfg);
+        assertTrue(r.err().contains("a single-file output has no config.json of its own"), r.err());
+        assertTrue(Files.isRegularFile(dst.resolve("models_t5_umt5-xxl-enc-fp8.safetensors")));
+    }
+
+    @Test
     void aDiffusersPipelineConvertsItsTransformerAndCarriesTheRest(@TempDir Path dir) throws Exception {
         Path p = Files.createDirectories(dir.resolve("Wan2.2-T2V-A14B-Diffusers"));
         Files.writeString(p.resolve("model_index.json"), """

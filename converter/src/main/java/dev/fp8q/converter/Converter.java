@@ -167,9 +167,6 @@ public final class Converter {
                         o.file() == null ? o.dir() : o.path()));
             }
             snapshot.verifyUnchanged();
-            if (!folder) {
-                singleFileConfigs(tmp);
-            }
             if (folder) {
                 TreeMirror.carry(src, tmp, consumed, SafetensorsWriter.syncs());
             }
@@ -197,18 +194,24 @@ public final class Converter {
     }
 
     /**
-     * A single-file output has no folder for the configs a layout writes: they are not published, and the user is
-     * told what the runtime would have read.
+     * A single-file output (a file SRC, or a .pth converted beside its release's other files) has no folder of its
+     * own for the configs a layout writes: writing them beside it would replace the folder's own config.json. They
+     * are rendered in a scratch folder and the user is told what the runtime would have read.
      */
-    private void singleFileConfigs(Path tmp) throws java.io.IOException {
-        for (String name : List.of(LayoutConfig.CONFIG, LayoutConfig.MODELOPT_CONFIG)) {
-            Path f = tmp.resolve(name);
-            if (Files.isRegularFile(f)) {
-                String json = Files.readString(f).replaceAll("\\s*\n\\s*", " ");
-                progress.warn("a single-file output has no " + name + " beside it; --layout " + options.layout().id()
-                        + " runtimes read it from the model's folder: convert the folder, or add this to its " + name + ": " + json);
-                Files.delete(f);
+    private void singleFileConfigs(Path out, List<String> ignore) throws java.io.IOException {
+        Path scratch = Files.createTempDirectory(out, ".fp8q-config");
+        try {
+            new LayoutConfig(options.layout(), options.scaling(), s -> { }).write(null, scratch, ignore);
+            for (String name : List.of(LayoutConfig.CONFIG, LayoutConfig.MODELOPT_CONFIG)) {
+                Path f = scratch.resolve(name);
+                if (Files.isRegularFile(f)) {
+                    String json = Files.readString(f).replaceAll("\\s*\n\\s*", " ");
+                    progress.warn("a single-file output has no " + name + " of its own; --layout " + options.layout().id()
+                            + " runtimes read it from the model's folder: convert the folder, or add this to its " + name + ": " + json);
+                }
             }
+        } finally {
+            FileTrees.delete(scratch);
         }
     }
 
@@ -281,9 +284,13 @@ public final class Converter {
         if (planner.preset().weightOnly()) {
             return; // weight-only storage runs no FP8 GEMM: no runtime is told to quantize, config.json is carried as it is
         }
-        Path config = Files.isDirectory(part.component().path()) ? part.component().path().resolve(LayoutConfig.CONFIG) : null;
+        if (o.file() != null) {
+            singleFileConfigs(out, preservedLinears(records, part.name()));
+            return;
+        }
+        Path config = part.component().path().resolve(LayoutConfig.CONFIG);
         new LayoutConfig(options.layout(), options.scaling(), progress::warn)
-                .write(config != null && Files.isRegularFile(config) ? config : null, out, preservedLinears(records, part.name()));
+                .write(Files.isRegularFile(config) ? config : null, out, preservedLinears(records, part.name()));
     }
 
     /** Module names of the component's preserved 2-D ".weight" tensors: the layouts' ignore lists. */
