@@ -3,6 +3,7 @@ package dev.fp8q.verifier;
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.verifier.metrics.ErrorMetrics;
+import dev.fp8q.verifier.run.MixedWeights;
 import dev.fp8q.verifier.run.ReferenceWeights;
 import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.run.SimulatedFp8Weights;
@@ -59,8 +60,8 @@ public final class Simulation {
     public Map<String, ErrorMetrics> endToEnd(Set<String> fp8Linears) throws FormatException {
         ReferenceWeights ref = new ReferenceWeights(source);
         Map<String, RunWeights> runs = new LinkedHashMap<>();
-        runs.put("weight_only", new SimulatedFp8Weights(ref, fp8Linears, false));
-        runs.put("w8a8", new SimulatedFp8Weights(ref, fp8Linears, true));
+        runs.put("weight_only", new MixedWeights(ref, new SimulatedFp8Weights(ref, false), fp8Linears));
+        runs.put("w8a8", new MixedWeights(ref, new SimulatedFp8Weights(ref, true), fp8Linears));
         WanBlock block = new WanBlock(naming, dim, Verifier.HEAD_DIM);
         Map<String, ErrorMetrics> worst = new LinkedHashMap<>();
         for (WanModel.Step step : steps) {

@@ -320,10 +320,7 @@ public final class Verifier {
         if (options.whole() != null) {
             t0 = System.nanoTime();
             try (Runs whole = Runs.of(gpu, source, fp8, HEAD_DIM, new ArrayList<>())) {
-                checks.addAll(WholeModel.run(name, naming, dim, layers, whole, options, notes));
-                if (options.whole().sensitivity()) {
-                    checks.addAll(WholeModel.sensitivity(name, naming, dim, layers, whole, fp8.fp8Names(), options, notes));
-                }
+                checks.addAll(WholeModel.run(name, naming, dim, layers, whole, fp8.fp8Names(), options, notes));
             }
             phase("whole model", t0);
         }

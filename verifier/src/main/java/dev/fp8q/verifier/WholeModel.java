@@ -3,6 +3,7 @@ package dev.fp8q.verifier;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.verifier.check.Check;
 import dev.fp8q.verifier.metrics.ErrorMetrics;
+import dev.fp8q.verifier.run.MixedWeights;
 import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.wan.WanBlock;
 import dev.fp8q.verifier.wan.WanModel;
@@ -12,6 +13,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * verify --whole: the chained forward of the whole Wan model (embeddings, every block in order, the head) for the
@@ -23,8 +25,8 @@ final class WholeModel {
 
     private WholeModel() {}
 
-    static List<Check> run(String component, WanNaming naming, int dim, int layers, Runs runs, Verifier.Options options,
-            List<String> notes) throws FormatException {
+    static List<Check> run(String component, WanNaming naming, int dim, int layers, Runs runs,
+            java.util.Collection<String> fp8Names, Verifier.Options options, List<String> notes) throws FormatException {
         Verifier.Whole whole = options.whole();
         WanModel.Captured captured = WanModel.captured(whole.latents(), whole.context());
         int[] grid = captured.grid() != null ? captured.grid() : options.grid();
@@ -75,6 +77,9 @@ final class WholeModel {
         notes.add(String.format(Locale.ROOT, "whole model: %d blocks chained at timesteps %s, %d sample(s) each; grid %dx%dx%d",
                 layers, timesteps.stream().map(t -> String.valueOf(Math.round(t))).toList(), whole.samples(), grid[0], grid[1],
                 grid[2]));
+        if (whole.sensitivity()) {
+            checks.addAll(sensitivity(component, naming, dim, layers, runs, fp8Names, captured, grid, options, notes));
+        }
         return checks;
     }
 
@@ -118,11 +123,10 @@ final class WholeModel {
      * and W8A8), restarted from the reference's input to the layer's block, at the first timestep and seed. One
      * "sensitivity" check per layer and run, unbounded, figures against the reference output.
      */
-    static List<Check> sensitivity(String component, WanNaming naming, int dim, int layers, Runs runs,
-            java.util.Collection<String> fp8Names, Verifier.Options options, List<String> notes) throws FormatException {
+    private static List<Check> sensitivity(String component, WanNaming naming, int dim, int layers, Runs runs,
+            java.util.Collection<String> fp8Names, WanModel.Captured captured, int[] grid, Verifier.Options options,
+            List<String> notes) throws FormatException {
         Verifier.Whole whole = options.whole();
-        WanModel.Captured captured = WanModel.captured(whole.latents(), whole.context());
-        int[] grid = captured.grid() != null ? captured.grid() : options.grid();
         double t = whole.timesteps() != null ? whole.timesteps().getFirst()
                 : captured.timestep() != null ? captured.timestep()
                 : defaultTimesteps(component, runs.reference(), naming, dim, new ArrayList<>()).get(1);
@@ -168,8 +172,8 @@ final class WholeModel {
     /** Only this layer as the FP8 run computes it: on the GPU when the runs are there. */
     private static RunWeights single(RunWeights reference, RunWeights fp8, String layer) {
         if (reference instanceof dev.fp8q.verifier.cuda.CudaRunWeights ref && fp8 instanceof dev.fp8q.verifier.cuda.CudaRunWeights f) {
-            return ref.withLayer(new dev.fp8q.verifier.run.SingleLayerWeights(ref.cpu(), f.cpu(), layer), layer, f);
+            return ref.withLayer(new MixedWeights(ref.cpu(), f.cpu(), Set.of(layer)), layer, f);
         }
-        return new dev.fp8q.verifier.run.SingleLayerWeights(reference, fp8, layer);
+        return new MixedWeights(reference, fp8, Set.of(layer));
     }
 }

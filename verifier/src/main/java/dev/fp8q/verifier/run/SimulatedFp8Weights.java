@@ -3,14 +3,13 @@ package dev.fp8q.verifier.run;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.formats.codec.E4M3;
 import dev.fp8q.verifier.weights.ActivationQuantizer;
-import java.util.Set;
 
 /**
- * The source's weights with a chosen set of Linears as a per-tensor FP8 conversion would give them (scale = amax /
- * 448 in float32, clamp, the exact E4M3 encoding, decoded times the scale), without writing any file: what plan
- * needs to measure a preset or a kept set before convert runs. W8A8 also rounds those Linears' inputs to E4M3.
+ * The source's Linears as a per-tensor FP8 conversion would give them (scale = amax / 448 in float32, clamp, the
+ * exact E4M3 encoding, decoded times the scale), without writing any file: what plan needs to measure a preset or
+ * a kept set before convert runs ({@link MixedWeights} picks the set). W8A8 also rounds their inputs to E4M3.
  */
-public record SimulatedFp8Weights(RunWeights reference, Set<String> layers, boolean w8a8) implements RunWeights {
+public record SimulatedFp8Weights(RunWeights reference, boolean w8a8) implements RunWeights {
 
     @Override
     public float[] tensor(String name) throws FormatException {
@@ -24,9 +23,6 @@ public record SimulatedFp8Weights(RunWeights reference, Set<String> layers, bool
 
     @Override
     public float[] linear(String base, float[] x, int rows) throws FormatException {
-        if (!layers.contains(base)) {
-            return reference.linear(base, x, rows);
-        }
         float[] w = quantizeDequantize(reference.tensor(base + ".weight"));
         float[] bias = has(base + ".bias") ? tensor(base + ".bias") : null;
         float[] in = w8a8 ? ActivationQuantizer.quantizeDequantize(x) : x;

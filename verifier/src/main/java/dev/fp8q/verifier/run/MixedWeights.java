@@ -1,12 +1,13 @@
 package dev.fp8q.verifier.run;
 
 import dev.fp8q.formats.FormatException;
+import java.util.Set;
 
 /**
- * One run's weights for one Linear only, the reference's everywhere else: the model as if just that layer were
- * converted, which is how sensitivity measures a layer's own share of the end-to-end error.
+ * Some Linears as one run computes them, the reference's everything else: the model as if just those layers were
+ * converted (sensitivity: one layer; plan: a preset's or a budget's set).
  */
-public record SingleLayerWeights(RunWeights reference, RunWeights fp8, String layer) implements RunWeights {
+public record MixedWeights(RunWeights reference, RunWeights fp8, Set<String> layers) implements RunWeights {
 
     @Override
     public float[] tensor(String name) throws FormatException {
@@ -20,7 +21,7 @@ public record SingleLayerWeights(RunWeights reference, RunWeights fp8, String la
 
     @Override
     public float[] linear(String base, float[] x, int rows) throws FormatException {
-        return (base.equals(layer) ? fp8 : reference).linear(base, x, rows);
+        return (layers.contains(base) ? fp8 : reference).linear(base, x, rows);
     }
 
     @Override
