@@ -88,7 +88,7 @@ final class PlanCommand implements Callable<Integer> {
                     var sim = dev.fp8q.verifier.Simulation.of(part.checkpoint(), RunInputs.parseGrid(grid), contextTokens, 0,
                             timesteps);
                     if (sim.isEmpty()) {
-                        throw new Fp8q.UsageException("--budget-db needs the whole model chained, which fp8q runs for Wan only: "
+                        throw new Fp8q.UsageException("--budget-db needs the whole model chained, which fp8q runs for Wan and Qwen-Image transformers: "
                                 + part.component().path() + " is " + part.model().family());
                     }
                     ErrorBudget.plan(part, budgetDb, run, sim.get(), emitRules, out);

@@ -22,7 +22,7 @@ import java.util.TreeSet;
 
 /**
  * plan --compare: the deployments' presets side by side on one component, each with the memory it keeps and the
- * end-to-end error it would give (the whole model chained with its Linears simulated per tensor; Wan only).
+ * end-to-end error it would give (the whole model chained with its Linears simulated per tensor; Wan and Qwen-Image).
  */
 final class PresetComparison {
 

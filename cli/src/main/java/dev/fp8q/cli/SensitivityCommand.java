@@ -67,7 +67,7 @@ final class SensitivityCommand implements Callable<Integer> {
         List<Check> ranked = report.checks().stream().filter(c -> c.scope().equals("sensitivity"))
                 .sorted(Comparator.comparingDouble((Check c) -> c.metrics().sqnrDb())).toList();
         if (ranked.isEmpty()) {
-            throw new Fp8q.UsageException(dst + ": no FP8 Linear in a Wan block to rank (sensitivity runs Wan models)");
+            throw new Fp8q.UsageException(dst + ": no FP8 Linear in a block of a whole model to rank (sensitivity runs Wan and Qwen-Image transformers)");
         }
         PrintWriter out = spec.commandLine().getOut();
         Check all = report.checks().stream().filter(c -> c.scope().equals("model_output") && run.equals(c.run())).findFirst()

@@ -45,6 +45,9 @@ final class VerifyCommand implements Callable<Integer> {
     @Option(names = "--whole", description = "Also run the whole model chained (embeddings, every block, head) and check its output and the drift after each block")
     boolean whole;
 
+    @Option(names = "--sensitivity", description = "--whole: also each FP8 Linear's own share of the model output's error (as fp8q sensitivity ranks it)")
+    boolean sensitivity;
+
     @Option(names = "--timesteps", split = ",", paramLabel = "T", description = "--whole: timesteps 0..1000 (default: three spread over the expert's range)")
     List<Double> timesteps;
 
@@ -105,9 +108,9 @@ final class VerifyCommand implements Callable<Integer> {
                 throw new Fp8q.UsageException("--samples must be at least 1 and --timesteps within 0..1000");
             }
             options = options.withWhole(new Verifier.Whole(timesteps == null ? null : List.copyOf(timesteps), samples,
-                    inputs.latents, inputs.context));
-        } else if (timesteps != null || inputs.latents != null || inputs.context != null) {
-            throw new Fp8q.UsageException("--timesteps, --latents and --context go with --whole");
+                    inputs.latents, inputs.context, sensitivity));
+        } else if (timesteps != null || inputs.latents != null || inputs.context != null || sensitivity) {
+            throw new Fp8q.UsageException("--timesteps, --latents, --context and --sensitivity go with --whole");
         }
         VerifyReport report = Verifier.verify(src, dst, options);
         PrintWriter out = spec.commandLine().getOut();

@@ -43,4 +43,35 @@ class PlanCompareTest {
             }
         }
     }
+
+    @Test
+    void qwenImagePresetsGetEndToEndFiguresFromTheSameSeamVerifyRuns(@TempDir Path dir) throws Exception {
+        Path src = QwenImageVerifyTest.tinyQwenImage(dir.resolve("qwen.safetensors"), 2);
+        CliRun r = DropInTest.ok("plan", "--compare", "--json", "--grid", "1,2,2", "--context-tokens", "3", "--timesteps", "700",
+                src.toString());
+        Map<String, JsonNode> rows = new HashMap<>();
+        new ObjectMapper().readTree(r.out()).get("compare").forEach(n -> rows.put(n.get("preset").asText(), n));
+        assertEquals(java.util.Set.of("qwen-image", "qwen-image-sglang"), rows.keySet());
+        assertEquals(24, rows.get("qwen-image").get("fp8_linears").asInt(), "12 Linears of 2 blocks");
+        assertEquals(22, rows.get("qwen-image-sglang").get("fp8_linears").asInt(), "img_mlp.net.2 kept");
+        assertTrue(rows.get("qwen-image-sglang").get("sqnr_db_weight_only").asDouble()
+                > rows.get("qwen-image").get("sqnr_db_weight_only").asDouble(), "fewer FP8 layers, less error");
+
+        Path dst = dir.resolve("fp8.safetensors");
+        DropInTest.ok("convert", "--quiet", src.toString(), dst.toString());
+        Path json = dir.resolve("v.json");
+        DropInTest.ok("verify", "--quiet", "--whole", "--sensitivity", "--device", "cpu", "--grid", "1,2,2", "--context-tokens",
+                "3", "--timesteps", "700", "--weights", "none", "--json", json.toString(), src.toString(), dst.toString());
+        int ranked = 0;
+        for (JsonNode c : new ObjectMapper().readTree(json.toFile()).get("checks")) {
+            String scope = c.get("scope").asText();
+            if (scope.equals("model_output")) {
+                String run = c.get("run").asText();
+                assertEquals(rows.get("qwen-image").get("sqnr_db_" + run).asDouble(), c.get("metrics").get("sqnr_db").asDouble(),
+                        1e-6, run + ": the simulated preset and the converted checkpoint give the same end-to-end figure");
+            }
+            ranked += scope.equals("sensitivity") ? 1 : 0;
+        }
+        assertEquals(24 * 2, ranked, "every FP8 Linear alone in FP8, weight-only and W8A8");
+    }
 }

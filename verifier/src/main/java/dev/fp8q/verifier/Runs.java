@@ -14,6 +14,9 @@ import dev.fp8q.verifier.run.Fp8Weights;
 import dev.fp8q.verifier.run.ProbedWeights;
 import dev.fp8q.verifier.run.ReferenceWeights;
 import dev.fp8q.verifier.run.RunWeights;
+import dev.fp8q.verifier.model.ChainedModels;
+import dev.fp8q.verifier.wan.BlockMath;
+import dev.fp8q.verifier.wan.CpuBlockMath;
 import dev.fp8q.verifier.wan.WanBlock;
 import dev.fp8q.verifier.wan.WanInputs;
 import dev.fp8q.verifier.weights.Fp8Checkpoint;
@@ -69,6 +72,11 @@ record Runs(RunWeights reference, RunWeights weightOnly, RunWeights w8a8, RunWei
     /** One run of a Qwen-Image block, likewise. */
     QwenBlock.Streams forward(QwenBlock block, int b, QwenInputs in, RunWeights w) throws FormatException {
         return gpuMath == null ? block.forward(b, in, w) : block.forward(b, in, w, gpuMath);
+    }
+
+    /** The math blocks run on: the GPU's when there is one, else the CPU's. */
+    BlockMath<?> math() {
+        return gpuMath != null ? gpuMath : new CpuBlockMath(ChainedModels.HEAD_DIM);
     }
 
     /** Frees the GPU's copies of this block's weights. */

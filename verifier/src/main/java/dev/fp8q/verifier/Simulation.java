@@ -3,13 +3,15 @@ package dev.fp8q.verifier;
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.verifier.metrics.ErrorMetrics;
+import dev.fp8q.verifier.model.CapturedInputs;
+import dev.fp8q.verifier.model.ChainedModel;
+import dev.fp8q.verifier.model.ChainedModels;
 import dev.fp8q.verifier.run.MixedWeights;
 import dev.fp8q.verifier.run.ReferenceWeights;
 import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.run.SimulatedFp8Weights;
-import dev.fp8q.verifier.wan.WanBlock;
-import dev.fp8q.verifier.wan.WanModel;
-import dev.fp8q.verifier.wan.WanNaming;
+import dev.fp8q.verifier.wan.CpuBlockMath;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -17,43 +19,50 @@ import java.util.Optional;
 import java.util.Set;
 
 /**
- * The end-to-end error a set of FP8 Linears would give a Wan model, measured before converting: the whole model
- * chained on the CPU with those Linears simulated per tensor ({@link SimulatedFp8Weights}), weight-only and W8A8,
- * against the source; the worst over the given timesteps.
+ * The end-to-end error a set of FP8 Linears would give a model, measured before converting: the whole model (any
+ * family of the model seam) chained on the CPU with those Linears simulated per tensor ({@link SimulatedFp8Weights}),
+ * weight-only and W8A8, against the source; the worst over the given timesteps.
  */
 public final class Simulation {
 
-    private final Checkpoint source;
-    private final WanNaming naming;
-    private final int dim;
-    private final int layers;
-    private final List<WanModel.Step> steps;
+    /** The model output of one input for the given weights. */
+    @FunctionalInterface
+    private interface Output {
+        float[] of(RunWeights w) throws FormatException;
+    }
 
-    private Simulation(Checkpoint source, WanNaming naming, int dim, int layers, List<WanModel.Step> steps) {
+    private final Checkpoint source;
+    private final String family;
+    private final List<Output> steps;
+
+    private Simulation(Checkpoint source, String family, List<Output> steps) {
         this.source = source;
-        this.naming = naming;
-        this.dim = dim;
-        this.layers = layers;
+        this.family = family;
         this.steps = steps;
     }
 
-    /** Empty when the checkpoint is not a Wan model the verifier runs. */
+    /** Empty when no family of the model seam runs the checkpoint as a whole model. */
     public static Optional<Simulation> of(Checkpoint source, int[] grid, int contextTokens, long seed, List<Double> timesteps)
             throws FormatException {
-        Optional<WanNaming> naming = WanNaming.detect(source);
-        if (naming.isEmpty()) {
-            return Optional.empty();
-        }
         ReferenceWeights ref = new ReferenceWeights(source);
-        int dim = ref.tensor(naming.get().weight(WanNaming.Param.MODULATION, 0)).length / 6;
-        if (dim % Verifier.HEAD_DIM != 0 || !ref.has(naming.get().weight(WanNaming.Param.HEAD, 0))) {
-            return Optional.empty();
-        }
-        List<WanModel.Step> steps = new java.util.ArrayList<>();
+        Optional<ChainedModel<?>> model = ChainedModels.of(source, ref, grid, contextTokens, CapturedInputs.NONE);
+        return model.isEmpty() ? Optional.empty()
+                : Optional.of(new Simulation(source, model.get().family(), steps(model.get(), ref, seed, timesteps)));
+    }
+
+    private static <S extends ChainedModel.Step> List<Output> steps(ChainedModel<S> model, RunWeights ref, long seed,
+            List<Double> timesteps) throws FormatException {
+        List<Output> out = new ArrayList<>();
         for (double t : timesteps) {
-            steps.add(WanModel.inputs(naming.get(), dim, grid, contextTokens, seed, t, ref, null, null));
+            S step = model.inputs(t, seed, ref);
+            out.add(w -> model.output(step, 0, step.streams(), w, new CpuBlockMath(ChainedModels.HEAD_DIM)));
         }
-        return Optional.of(new Simulation(source, naming.get(), dim, Verifier.blockCount(source), steps));
+        return out;
+    }
+
+    /** "wan", "qwen-image". */
+    public String family() {
+        return family;
     }
 
     /** "weight_only" and "w8a8": the worst model-output figure over the timesteps with these Linears (module names) in FP8. */
@@ -62,14 +71,11 @@ public final class Simulation {
         Map<String, RunWeights> runs = new LinkedHashMap<>();
         runs.put("weight_only", new MixedWeights(ref, new SimulatedFp8Weights(ref, false), fp8Linears));
         runs.put("w8a8", new MixedWeights(ref, new SimulatedFp8Weights(ref, true), fp8Linears));
-        WanBlock block = new WanBlock(naming, dim, Verifier.HEAD_DIM);
         Map<String, ErrorMetrics> worst = new LinkedHashMap<>();
-        for (WanModel.Step step : steps) {
-            float[] refOut = WanModel.forward(naming, dim, layers, step, ref, (b, in) -> block.forward(b, in, ref))[layers];
+        for (Output step : steps) {
+            float[] refOut = step.of(ref);
             for (Map.Entry<String, RunWeights> r : runs.entrySet()) {
-                RunWeights w = r.getValue();
-                float[] out = WanModel.forward(naming, dim, layers, step, w, (b, in) -> block.forward(b, in, w))[layers];
-                ErrorMetrics m = ErrorMetrics.of(refOut, out);
+                ErrorMetrics m = ErrorMetrics.of(refOut, step.of(r.getValue()));
                 ErrorMetrics prev = worst.get(r.getKey());
                 if (prev == null || m.sqnrDb() < prev.sqnrDb()) {
                     worst.put(r.getKey(), m);

@@ -13,6 +13,9 @@ import dev.fp8q.verifier.check.WeightCheck;
 import dev.fp8q.verifier.cuda.CudaDevice;
 import dev.fp8q.verifier.cuda.GpuUnavailableException;
 import dev.fp8q.verifier.metrics.ErrorMetrics;
+import dev.fp8q.verifier.model.CapturedInputs;
+import dev.fp8q.verifier.model.ChainedModel;
+import dev.fp8q.verifier.model.ChainedModels;
 import dev.fp8q.verifier.qwen.QwenBlock;
 import dev.fp8q.verifier.qwen.QwenInputs;
 import dev.fp8q.verifier.qwen.QwenNaming;
@@ -317,15 +320,30 @@ public final class Verifier {
             }
         }
         phase("blocks", t0);
-        if (options.whole() != null) {
-            t0 = System.nanoTime();
-            try (Runs whole = Runs.of(gpu, source, fp8, HEAD_DIM, new ArrayList<>())) {
-                checks.addAll(WholeModel.run(name, naming, dim, layers, whole, fp8.fp8Names(), options, notes));
-            }
-            phase("whole model", t0);
-        }
+        wholeModel(name, source, fp8, notes);
         runs.add(new VerifyReport.ComponentRun(name, "wan", naming.name().toLowerCase(java.util.Locale.ROOT), blocks,
                 null, notes));
+    }
+
+    /** verify --whole: the chained model of the seam, when asked; a checkpoint of blocks only fails it. */
+    private void wholeModel(String name, Checkpoint source, Fp8Checkpoint fp8, List<String> notes)
+            throws FormatException {
+        if (options.whole() == null) {
+            return;
+        }
+        long t0 = System.nanoTime();
+        CapturedInputs captured = CapturedInputs.read(options.whole().latents(), options.whole().context());
+        Optional<ChainedModel<?>> model = ChainedModels.of(source, new ReferenceWeights(source), options.grid(),
+                options.contextTokens(), captured);
+        if (model.isEmpty()) {
+            checks.add(Check.failure(name, "model_output", null, "--whole needs the model's embeddings and head, "
+                    + "which this checkpoint lacks (blocks only?)"));
+            return;
+        }
+        try (Runs whole = Runs.of(gpu, source, fp8, HEAD_DIM, new ArrayList<>())) {
+            checks.addAll(WholeModel.run(name, model.get(), whole, fp8.fp8Names(), options, captured.timestep(), notes));
+        }
+        phase("whole model", t0);
     }
 
     private static long qwenDim(QwenNaming n, Checkpoint source) {
@@ -397,6 +415,7 @@ public final class Verifier {
             }
         }
         phase("blocks", t0);
+        wholeModel(name, source, fp8, notes);
         runs.add(new VerifyReport.ComponentRun(name, "qwen-image", "diffusers", blocks, null, notes));
     }
 

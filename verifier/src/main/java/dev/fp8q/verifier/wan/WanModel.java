@@ -1,16 +1,16 @@
 package dev.fp8q.verifier.wan;
 
-import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.FormatException;
-import dev.fp8q.formats.FormatException.Rule;
 import dev.fp8q.verifier.math.Ops;
+import dev.fp8q.verifier.model.CapturedInputs;
+import dev.fp8q.verifier.model.ChainedModel;
 import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.wan.WanNaming.Param;
-import dev.fp8q.verifier.weights.TensorValues;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.SplittableRandom;
+import java.util.regex.Pattern;
 
 /**
  * WanModel.forward around the blocks (FORMATS.md section 3), float32: the input latent through patch_embedding,
@@ -18,52 +18,119 @@ import java.util.SplittableRandom;
  * order, then the head: {@code head(norm(x) * (1 + e1) + e0)}, {@code e = head.modulation + e_time}. The output is
  * the velocity prediction in token order (unpatchify is a permutation: errors over tokens are errors over the video).
  */
-public final class WanModel {
+public final class WanModel implements ChainedModel<WanModel.Step> {
 
     /** Wan's text length: the context is padded with zero rows to it before text_embedding. */
     public static final int TEXT_LEN = 512;
 
     /** One input of the chained run: the block inputs, e_time [dim] for the head, and how they were made. */
-    public record Step(WanInputs inputs, float[] timeEmbedding, double timestep, String description) {}
+    public record Step(WanInputs inputs, float[] timeEmbedding, double timestep, String description)
+            implements ChainedModel.Step {
+        @Override
+        public float[][] streams() {
+            return new float[][] {inputs.x()};
+        }
 
-    /** One block's forward for one run, on whatever math the caller holds. */
-    public interface BlockRun {
-        float[] forward(int block, WanInputs in) throws FormatException;
+        @Override
+        public List<String> notes() {
+            return inputs.notes();
+        }
     }
 
-    private WanModel() {}
+    /** A block tensor's name (both namings); group 1 is the block index. */
+    public static final Pattern BLOCK_NAME = Pattern.compile("^blocks\\.(\\d{1,6})\\.");
+
+    private final WanNaming n;
+    private final int dim;
+    private final int layers;
+    private final int[] grid;
+    private final int contextTokens;
+    private final CapturedInputs captured;
+    private final int inChannels;
+    private final WanBlock block;
+
+    /** grid: the token grid of synthetic latents (captured latents bring their own). */
+    public WanModel(WanNaming naming, int dim, int layers, int headDim, int[] grid, int contextTokens,
+            CapturedInputs captured, RunWeights reference) throws FormatException {
+        this.n = naming;
+        this.dim = dim;
+        this.layers = layers;
+        this.captured = captured;
+        this.grid = captured.grid() != null ? captured.grid() : grid.clone();
+        this.contextTokens = contextTokens;
+        this.inChannels = reference.tensor(naming.weight(Param.PATCH, 0)).length / dim / 4;
+        this.block = new WanBlock(naming, dim, headDim);
+    }
+
+    @Override
+    public String family() {
+        return "wan";
+    }
+
+    @Override
+    public int layers() {
+        return layers;
+    }
+
+    @Override
+    public Pattern blockName() {
+        return BLOCK_NAME;
+    }
+
+    @Override
+    public List<String> streamNames() {
+        return List.of("x");
+    }
+
+    /**
+     * Three timesteps spread over what the expert serves: Wan 2.2's A14B high-noise expert (high_noise_model/, or
+     * diffusers' transformer/) takes t >= boundary, the low-noise one (low_noise_model/, transformer_2/) t < boundary;
+     * boundary 0.875 for T2V, 0.9 for I2V (36 input channels); anything else the whole range.
+     */
+    @Override
+    public List<Double> defaultTimesteps(String component, List<String> notes) {
+        double boundary = inChannels == 36 ? 900 : 875;
+        String c = component.toLowerCase(Locale.ROOT);
+        double lo = 0;
+        double hi = 1000;
+        if (c.contains("high_noise") || c.equals("transformer")) {
+            lo = boundary;
+        } else if (c.contains("low_noise") || c.equals("transformer_2")) {
+            hi = boundary;
+        }
+        notes.add(String.format(Locale.ROOT, "whole model: timesteps spread over [%.0f, %.0f)%s", lo, hi,
+                lo == 0 && hi == 1000 ? " (no expert named by the component)"
+                        : " (the expert's range, boundary " + boundary / 1000 + ")"));
+        return spread(lo, hi);
+    }
+
+    /** Three timesteps at the quarters of [lo, hi). */
+    public static List<Double> spread(double lo, double hi) {
+        List<Double> out = new ArrayList<>();
+        for (int k = 1; k <= 3; k++) {
+            out.add((double) Math.round(lo + (hi - lo) * k / 4));
+        }
+        return out;
+    }
 
     /**
      * The model's inputs at timestep t (0..1000): latent x_t = (1 - sigma) x0 + sigma noise with sigma = t / 1000,
-     * x0 and noise N(0,1) from the seed, or the given latent [C, F, H, W]; text features N(0, 0.2) for
-     * contextTokens rows, or the given context [Lc, textDim]; both padded / embedded as the model does.
+     * x0 and noise N(0,1) from the seed, or the captured latent [C, F, H, W]; text features N(0, 0.2) for
+     * contextTokens rows, or the captured context [Lc, textDim]; both padded / embedded as the model does.
      */
-    public static Step inputs(WanNaming n, int dim, int[] grid, int contextTokens, long seed, double t, RunWeights w,
-            float[] latent, float[] context) throws FormatException {
-        float[] pw = w.tensor(n.weight(Param.PATCH, 0));
-        int patchIn = pw.length / dim;
+    @Override
+    public Step inputs(double t, long seed, RunWeights w) throws FormatException {
+        int patchIn = inChannels * 4;
         int tokens = grid[0] * grid[1] * grid[2];
         SplittableRandom r = new SplittableRandom(seed);
-        float[] patches;
-        String how;
-        if (latent != null) {
-            patches = patchify(latent, patchIn / 4, grid);
-            how = "captured latents";
-        } else {
-            double sigma = t / 1000.0;
-            patches = new float[tokens * patchIn];
-            for (int i = 0; i < patches.length; i++) {
-                double x0 = r.nextGaussian();
-                double noise = r.nextGaussian();
-                patches[i] = (float) ((1 - sigma) * x0 + sigma * noise);
-            }
-            how = "x_t = (1 - sigma) x0 + sigma noise, x0 and noise N(0,1), sigma = t/1000";
-        }
+        float[] patches = captured.latents() != null ? CapturedInputs.patchify(captured.latents(), inChannels, grid)
+                : CapturedInputs.syntheticLatentPatches(r, tokens * patchIn, t);
+        String how = captured.latents() != null ? "captured latents" : CapturedInputs.SYNTHETIC_LATENTS;
         float[] x = w.linear(n.name(Param.PATCH, 0), patches, tokens);
         int textDim = w.tensor(n.weight(Param.TEXT_0, 0)).length / dim;
         float[] features = new float[TEXT_LEN * textDim]; // zero rows past the prompt, as the model pads it
-        if (context != null) {
-            System.arraycopy(context, 0, features, 0, Math.min(context.length, features.length));
+        if (captured.context() != null) {
+            System.arraycopy(captured.context(), 0, features, 0, Math.min(captured.context().length, features.length));
         } else {
             for (int i = 0; i < Math.min(contextTokens, TEXT_LEN) * textDim; i++) {
                 features[i] = (float) (r.nextGaussian() * WanInputs.TEXT_FEATURE_STD);
@@ -79,34 +146,30 @@ public final class WanModel {
         float[] s = eTime.clone();
         Ops.silu(s);
         float[] e = w.linear(n.name(Param.TIME_PROJ, 0), s, 1);
-        List<String> notes = new ArrayList<>(List.of("x: " + how + ", through patch_embedding",
-                "context: " + (context != null ? "captured" : contextTokens + " rows of N(0," + WanInputs.TEXT_FEATURE_STD + ")")
+        List<String> notes = new ArrayList<>(List.of("x: " + how + ", through patch_embedding; grid " + grid[0] + "x" + grid[1]
+                        + "x" + grid[2],
+                "context: " + (captured.context() != null ? "captured" : contextTokens + " rows of N(0,"
+                        + WanInputs.TEXT_FEATURE_STD + ")")
                         + " text features padded with zero rows to " + TEXT_LEN + ", through text_embedding"));
         return new Step(new WanInputs(x, grid.clone(), ctx, TEXT_LEN, e, false, notes), eTime, t,
                 "t=" + Math.round(t) + " seed=" + seed);
     }
 
-    /** The residual stream after every block, and the head's output (the last entry). */
-    public static float[][] forward(WanNaming n, int dim, int layers, Step s, RunWeights w, BlockRun blocks)
-            throws FormatException {
-        float[][] out = new float[layers + 1][];
-        WanInputs in = s.inputs();
-        float[] x = in.x();
-        for (int b = 0; b < layers; b++) {
-            x = blocks.forward(b, withX(in, x));
-            out[b] = x;
-        }
-        out[layers] = head(n, dim, x, in.tokens(), s.timeEmbedding(), w);
-        return out;
+    @Override
+    public float[][] block(int b, Step step, float[][] streams, RunWeights w, BlockMath<?> math) throws FormatException {
+        return new float[][] {block.forward(b, withX(step.inputs(), streams[0]), w, math)};
     }
 
-    public static WanInputs withX(WanInputs in, float[] x) {
+    private static WanInputs withX(WanInputs in, float[] x) {
         return new WanInputs(x, in.grid(), in.context(), in.contextTokens(), in.e(), in.perTokenE(), in.notes());
     }
 
     /** The head: LayerNorm without affine, shift and scale from head.modulation + e_time, then head.head. */
-    public static float[] head(WanNaming n, int dim, float[] x, int tokens, float[] eTime, RunWeights w)
-            throws FormatException {
+    @Override
+    public float[] head(Step step, float[][] streams, RunWeights w) throws FormatException {
+        float[] x = streams[0];
+        int tokens = step.inputs().tokens();
+        float[] eTime = step.timeEmbedding();
         float[] mod = w.tensor(n.weight(Param.HEAD_MODULATION, 0));
         float[] h = Ops.layerNorm(x, tokens, dim, WanBlock.EPS, null, null);
         for (int r = 0; r < tokens; r++) {
@@ -117,63 +180,5 @@ public final class WanModel {
             }
         }
         return w.linear(n.name(Param.HEAD, 0), h, tokens);
-    }
-
-    /** Tokens of a latent [C, F, H, W] in (frame, height, width) order, each C x 1 x 2 x 2 as the Conv3d reads it. */
-    static float[] patchify(float[] latent, int channels, int[] grid) {
-        int f = grid[0];
-        int gh = grid[1];
-        int gw = grid[2];
-        int hh = gh * 2;
-        int ww = gw * 2;
-        float[] out = new float[f * gh * gw * channels * 4];
-        int o = 0;
-        for (int fi = 0; fi < f; fi++) {
-            for (int i = 0; i < gh; i++) {
-                for (int j = 0; j < gw; j++) {
-                    for (int c = 0; c < channels; c++) {
-                        for (int dh = 0; dh < 2; dh++) {
-                            for (int dw = 0; dw < 2; dw++) {
-                                out[o++] = latent[((c * f + fi) * hh + 2 * i + dh) * ww + 2 * j + dw];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return out;
-    }
-
-    /** Captured inputs: {@code latents} F32 [C, F, H, W] (and {@code timestep} 0-dim), {@code context} F32 [Lc, textDim]. */
-    public record Captured(float[] latents, int[] grid, Double timestep, float[] context) {}
-
-    public static Captured captured(Path latents, Path context) throws FormatException {
-        float[] lat = null;
-        int[] grid = null;
-        Double t = null;
-        if (latents != null) {
-            try (Checkpoint c = Checkpoint.open(latents)) {
-                var e = c.tensor("latents").orElseThrow(() -> new FormatException(Rule.TENSOR_NOT_FOUND, latents, "latents", "no tensor 'latents'"));
-                long[] s = e.entry().shape();
-                if (s.length != 4 || s[2] % 2 != 0 || s[3] % 2 != 0) {
-                    throw new FormatException(Rule.TENSOR_INVALID_INFO, latents, "latents", "must be [C, F, H, W] with even H and W, not "
-                            + e.entry().shapeString());
-                }
-                lat = TensorValues.of(e);
-                grid = new int[] {(int) s[1], (int) s[2] / 2, (int) s[3] / 2};
-                var ts = c.tensor("timestep");
-                if (ts.isPresent()) {
-                    t = (double) TensorValues.of(ts.get())[0];
-                }
-            }
-        }
-        float[] ctx = null;
-        if (context != null) {
-            try (Checkpoint c = Checkpoint.open(context)) {
-                var e = c.tensor("context").orElseThrow(() -> new FormatException(Rule.TENSOR_NOT_FOUND, context, "context", "no tensor 'context'"));
-                ctx = TensorValues.of(e);
-            }
-        }
-        return new Captured(lat, grid, t, ctx);
     }
 }

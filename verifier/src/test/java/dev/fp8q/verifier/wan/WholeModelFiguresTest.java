@@ -10,6 +10,7 @@ import dev.fp8q.verifier.Verifier;
 import dev.fp8q.verifier.VerifyReport;
 import dev.fp8q.verifier.check.Bounds;
 import dev.fp8q.verifier.check.Check;
+import dev.fp8q.verifier.model.CapturedInputs;
 import dev.fp8q.verifier.run.ReferenceWeights;
 import dev.fp8q.verifier.weights.TensorValues;
 import java.nio.file.Path;
@@ -61,9 +62,14 @@ class WholeModelFiguresTest {
         double[][] wo = model(new Reference64(dequant, DIM, 128), grid, 6, seed, t);
         try (Checkpoint s = Checkpoint.open(src)) { // the float32 model itself, not only its error, is the float64 one
             ReferenceWeights w = new ReferenceWeights(s);
-            WanModel.Step step = WanModel.inputs(WanNaming.ORIGINAL, DIM, grid, 6, seed, t, w, null, null);
-            WanBlock block = new WanBlock(WanNaming.ORIGINAL, DIM, 128);
-            float[][] f32 = WanModel.forward(WanNaming.ORIGINAL, DIM, 2, step, w, (b, in) -> block.forward(b, in, w));
+            WanModel model = new WanModel(WanNaming.ORIGINAL, DIM, 2, 128, grid, 6, CapturedInputs.NONE, w);
+            WanModel.Step step = model.inputs(t, seed, w);
+            float[][][] streams = new float[3][][];
+            streams[0] = step.streams();
+            for (int b = 0; b < 2; b++) {
+                streams[b + 1] = model.block(b, step, streams[b], w, new CpuBlockMath(128));
+            }
+            float[][] f32 = {streams[1][0], streams[2][0], model.head(step, streams[2], w)};
             for (int k = 0; k < 3; k++) {
                 double[] asDouble = new double[f32[k].length];
                 for (int i = 0; i < asDouble.length; i++) {
