@@ -29,8 +29,8 @@ final class ErrorBudget {
 
     record Layer(String name, long savedBytes, double aloneDb) {}
 
-    static void plan(SourcePlan.Part part, double budgetDb, String run, Simulation sim, Path emit, PrintWriter out)
-            throws Exception {
+    static void plan(SourcePlan.Part part, double budgetDb, String run, Simulation sim, Path emit, Path curve,
+            PrintWriter out) throws Exception {
         List<Layer> layers = new ArrayList<>();
         for (Decision d : part.decisions()) {
             String n = d.tensor().name();
@@ -61,6 +61,19 @@ final class ErrorBudget {
         double confirmed = keep == layers.size() ? Double.POSITIVE_INFINITY : measure(layers, keep, sim, run, new HashMap<>());
         long keptBytes = layers.subList(0, keep).stream().mapToLong(Layer::savedBytes).sum();
         long allSaved = layers.stream().mapToLong(Layer::savedBytes).sum();
+        if (curve != null) { // more of the curve than bisection needed: 0, 1, 2, 4, ... layers kept
+            for (int k = 0; k < layers.size(); k = Math.max(1, 2 * k)) {
+                if (!measured.containsKey(k)) {
+                    measure(layers, k, sim, run, measured);
+                }
+            }
+            List<CurveSvg.Point> points = new ArrayList<>();
+            measured.forEach((k, db) -> points.add(new CurveSvg.Point(k, allSaved
+                    - layers.subList(0, k).stream().mapToLong(Layer::savedBytes).sum(), db)));
+            java.nio.file.Files.writeString(curve, CurveSvg.render(String.format(Locale.ROOT,
+                    "%s: end-to-end SQNR (%s) as layers are kept in high precision, most error per byte first",
+                    part.name().isEmpty() ? part.component().path().getFileName() : part.name(), run), points, budgetDb, keep));
+        }
         out.printf(Locale.ROOT, "budget %.2f dB (%s): keep %d of %d FP8 Linears in high precision (%s of the %s FP8 saves); "
                 + "end-to-end SQNR %.2f dB, confirmed by a chained run%n", budgetDb, run, keep, layers.size(),
                 MemoryReport.human(keptBytes), MemoryReport.human(allSaved), confirmed);

@@ -56,6 +56,10 @@ final class PlanCommand implements Callable<Integer> {
     @Option(names = "--emit-rules", paramLabel = "FILE", description = "--budget-db: write the kept set as a rules file for convert --rules")
     Path emitRules;
 
+    @Option(names = "--curve", paramLabel = "FILE.svg",
+            description = "--budget-db: also plot memory saved against end-to-end SQNR as layers are kept (SVG; more chained runs)")
+    Path curve;
+
     @Option(names = "--grid", defaultValue = "2,8,8", description = "--compare: video tokens F,H,W (default: ${DEFAULT-VALUE})")
     String grid;
 
@@ -91,7 +95,9 @@ final class PlanCommand implements Callable<Integer> {
                         throw new Fp8q.UsageException("--budget-db needs the whole model chained, which fp8q runs for Wan and Qwen-Image transformers: "
                                 + part.component().path() + " is " + part.model().family());
                     }
-                    ErrorBudget.plan(part, budgetDb, run, sim.get(), emitRules, out);
+                    boolean several = plan.converted().size() > 1; // one file each, named for its component
+                    ErrorBudget.plan(part, budgetDb, run, sim.get(), several ? perPart(emitRules, part) : emitRules,
+                            several ? perPart(curve, part) : curve, out);
                 }
                 return ExitCodes.OK;
             }
@@ -163,5 +169,16 @@ final class PlanCommand implements Callable<Integer> {
                     before == 0 ? 0.0 : 100.0 * (before - after) / before, MemoryReport.human(after));
         }
         return ExitCodes.OK;
+    }
+
+    /** FILE.ext -> FILE.component.ext, for a source of several components (the A14B experts). */
+    private static Path perPart(Path file, SourcePlan.Part part) {
+        if (file == null || part.name().isEmpty()) {
+            return file;
+        }
+        String n = file.getFileName().toString();
+        int dot = n.lastIndexOf('.');
+        String safe = part.name().replace('/', '_');
+        return file.resolveSibling(dot > 0 ? n.substring(0, dot) + "." + safe + n.substring(dot) : n + "." + safe);
     }
 }

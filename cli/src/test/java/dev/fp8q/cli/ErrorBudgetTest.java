@@ -36,9 +36,23 @@ class ErrorBudgetTest {
         double budget = everything + 2; // the preset alone misses it: something must stay in BF16
 
         Path rules = dir.resolve("rules.json");
+        Path curve = dir.resolve("curve.svg");
         CliRun plan = DropInTest.ok(concat(List.of("plan", "--budget-db", String.valueOf(budget), "--emit-rules",
-                rules.toString()), INPUTS, src.toString()));
+                rules.toString(), "--curve", curve.toString()), INPUTS, src.toString()));
         assertTrue(plan.out().contains("keep " + SensitivityTest.PLANTED + " "), plan.out());
+        // the plot: one point per measured row of the table (the all-kept row has no finite SQNR), the plan marked
+        org.w3c.dom.Document svg = javax.xml.parsers.DocumentBuilderFactory.newInstance().newDocumentBuilder()
+                .parse(curve.toFile());
+        assertEquals("svg", svg.getDocumentElement().getTagName());
+        long rows = plan.out().lines().filter(l -> l.matches("^\\d+\\s+.*\\d+\\.\\d\\d$")).count();
+        org.w3c.dom.NodeList circles = svg.getElementsByTagName("circle");
+        assertEquals(rows, circles.getLength(), plan.out());
+        assertTrue(rows >= 3, "0, 1, 2, ... layers kept: " + rows);
+        int marked = 0;
+        for (int i = 0; i < circles.getLength(); i++) {
+            marked += ((org.w3c.dom.Element) circles.item(i)).getAttribute("fill").equals("#c00") ? 1 : 0;
+        }
+        assertEquals(1, marked, "the planned set is marked");
         JsonNode r = new ObjectMapper().readTree(rules.toFile());
         assertTrue(r.get("label").asText().startsWith("budget:weight_only>="), r.toString());
 

@@ -3,7 +3,6 @@ package dev.fp8q.verifier.cuda;
 import static jcuda.driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR;
 import static jcuda.driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR;
 import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
-import static jcuda.driver.JCudaDriver.cuCtxSynchronize;
 import static jcuda.driver.JCudaDriver.cuDeviceGet;
 import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
 import static jcuda.driver.JCudaDriver.cuDeviceGetCount;
@@ -39,8 +38,9 @@ import jcuda.driver.CUmodule;
 import jcuda.driver.JCudaDriver;
 
 /**
- * One GPU through the JCuda driver API: its primary context and fp8q's PTX module. Calls are synchronous and
- * make the context current on the calling thread first, so any thread may use the device (one at a time).
+ * One GPU through the JCuda driver API: its primary context and fp8q's PTX module. Kernels queue on the default
+ * stream; copies are synchronous. Calls make the context current on the calling thread first, so any thread may use
+ * the device (one at a time).
  */
 public final class CudaDevice implements AutoCloseable {
 
@@ -57,6 +57,8 @@ public final class CudaDevice implements AutoCloseable {
     private final int capability;
     private final long memory;
     private final Map<String, CUfunction> functions = new HashMap<>();
+    private final Map<Long, java.util.ArrayDeque<CUdeviceptr>> pool = new HashMap<>();
+    private long pooled;
     private final Pointer pinned;
     private final MemorySegment staging;
 
@@ -125,11 +127,45 @@ public final class CudaDevice implements AutoCloseable {
                 memory / (double) (1L << 30));
     }
 
+    /**
+     * Device memory of this many bytes: a freed allocation of the same size when the pool has one (a block's
+     * activations and weights recur with the same shapes, and cuMemAlloc / cuMemFree cost a device-wide wait each),
+     * else a new one; when the device is full, the pool is emptied and the allocation tried once more.
+     */
     public DeviceBuffer alloc(long bytes) {
         current();
-        CUdeviceptr p = new CUdeviceptr();
-        cuMemAlloc(p, Math.max(bytes, 4));
-        return new DeviceBuffer(p, bytes);
+        long size = Math.max(bytes, 4);
+        java.util.ArrayDeque<CUdeviceptr> free = pool.get(size);
+        CUdeviceptr p = free == null ? null : free.poll();
+        if (p == null) {
+            p = new CUdeviceptr();
+            try {
+                cuMemAlloc(p, size);
+            } catch (CudaException e) {
+                if (pooled == 0) {
+                    throw e;
+                }
+                trim();
+                cuMemAlloc(p, size);
+            }
+        } else {
+            pooled -= size;
+        }
+        return new DeviceBuffer(p, bytes, this::release);
+    }
+
+    private void release(DeviceBuffer b) {
+        long size = Math.max(b.bytes(), 4);
+        pool.computeIfAbsent(size, k -> new java.util.ArrayDeque<>()).push(b.raw());
+        pooled += size;
+    }
+
+    /** Frees every pooled allocation. */
+    public void trim() {
+        current();
+        pool.values().forEach(q -> q.forEach(JCudaDriver::cuMemFree));
+        pool.clear();
+        pooled = 0;
     }
 
     public DeviceBuffer upload(float[] values) {
@@ -182,7 +218,10 @@ public final class CudaDevice implements AutoCloseable {
         cuMemsetD32(b.ptr(), 0, (b.bytes() + 3) / 4);
     }
 
-    /** Runs kernel {@code fn} and waits for it; args are built with {@link Args}. */
+    /**
+     * Queues kernel {@code fn} on the default stream, behind everything before it; copies to the host wait for it
+     * (and report its errors). args are built with {@link Args}.
+     */
     void launch(String fn, int gx, int gy, int gz, int threads, Args args) {
         current();
         CUfunction f = functions.computeIfAbsent(fn, n -> {
@@ -191,7 +230,6 @@ public final class CudaDevice implements AutoCloseable {
             return k;
         });
         cuLaunchKernel(f, gx, gy, gz, threads, 1, 1, 0, null, args.pointer(), null);
-        cuCtxSynchronize();
     }
 
     private void current() {
@@ -200,7 +238,7 @@ public final class CudaDevice implements AutoCloseable {
 
     @Override
     public void close() {
-        current();
+        trim();
         cuMemFreeHost(pinned);
         cuModuleUnload(module);
         cuDevicePrimaryCtxRelease(device);
