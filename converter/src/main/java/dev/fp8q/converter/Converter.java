@@ -294,7 +294,7 @@ public final class Converter {
     }
 
     /** Module names of the component's preserved 2-D ".weight" tensors: the layouts' ignore lists. */
-    private static List<String> preservedLinears(List<Manifest.TensorRecord> records, String component) {
+    public static List<String> preservedLinears(List<Manifest.TensorRecord> records, String component) {
         List<String> out = new ArrayList<>();
         for (Manifest.TensorRecord r : records) {
             if (r.component().equals(component) && r.action().equals("preserve") && r.name().endsWith(".weight")
