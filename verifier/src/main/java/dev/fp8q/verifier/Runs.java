@@ -24,8 +24,8 @@ import java.util.List;
 /**
  * The runs of one component: CPU float32 math, or on a GPU (see {@link CudaLinears}) with the CPU for the rest.
  * w8a8Simulated and gpu are null on the CPU, where W8A8 itself is the float32 simulation. w8a8 quantizes
- * activations by the scheme given; w8a8Static (null when the checkpoint has no input_scale, or when w8a8 is static
- * itself) by the checkpoint's input scales.
+ * activations by the scheme given (dynamic per tensor when that is static); w8a8Static (null when the checkpoint has
+ * no input_scale) by the checkpoint's input scales.
  */
 record Runs(RunWeights reference, RunWeights weightOnly, RunWeights w8a8, RunWeights w8a8Simulated,
         RunWeights w8a8Static, ProbedWeights.Prober prober, CudaLinears gpu, CudaBlockMath gpuMath)
@@ -40,8 +40,10 @@ record Runs(RunWeights reference, RunWeights weightOnly, RunWeights w8a8, RunWei
             Scheme scheme) throws FormatException {
         ReferenceWeights reference = new ReferenceWeights(source);
         Fp8Weights weightOnly = new Fp8Weights(fp8, false);
+        // a static scheme is the w8a8_static run; w8a8 beside it stays dynamic per tensor
+        scheme = scheme == Scheme.STATIC ? Scheme.TENSOR : scheme;
         Fp8Weights w8a8 = new Fp8Weights(fp8, scheme);
-        Fp8Weights statik = scheme != Scheme.STATIC && fp8.hasInputScales() ? new Fp8Weights(fp8, Scheme.STATIC) : null;
+        Fp8Weights statik = fp8.hasInputScales() ? new Fp8Weights(fp8, Scheme.STATIC) : null;
         ProbedWeights.Prober cpu = ProbedWeights.withStatic(ProbedWeights.cpu(w8a8), statik);
         if (device == null) {
             return new Runs(reference, weightOnly, w8a8, null, statik, cpu, null, null);

@@ -173,7 +173,8 @@ public final class Verifier {
                 ActSchemes.Declared declared = ActSchemes.declared(p.fp8().path(), manifest,
                         new Fp8Checkpoint(dc, records).hasInputScales());
                 scheme = options.actScheme() != null ? options.actScheme() : declared.scheme();
-                actNotes = List.of("w8a8: activations " + scheme.id() + (options.actScheme() != null
+                actNotes = List.of((scheme == Scheme.STATIC ? "w8a8_static (w8a8 beside it: dynamic tensor)" : "w8a8")
+                        + ": activations " + scheme.id() + (options.actScheme() != null
                         ? " (--act-scheme; the checkpoint declares " + declared.scheme().id() + ": " + declared.why() + ")"
                         : " (" + declared.why() + ")"));
                 component(p.fp8().name(), sc, new Fp8Checkpoint(dc, records), manifest);
@@ -247,8 +248,10 @@ public final class Verifier {
     private void component(String name, Checkpoint source, Fp8Checkpoint fp8, Optional<Manifest> manifest)
             throws FormatException, VerifyException {
         List<String> notes = new ArrayList<>(actNotes);
-        if (scheme != Scheme.STATIC && fp8.hasInputScales()) {
+        if (fp8.hasInputScales()) {
             notes.add("w8a8_static: activations through the checkpoint's input_scale, saturating at +-448 as vLLM does");
+        } else if (scheme == Scheme.STATIC) {
+            notes.add("the static scheme needs input_scale tensors, which this checkpoint lacks: no w8a8_static run");
         }
         boolean ownOutput = manifest.map(m -> Manifest.TOOL.equals(m.tool())).orElse(false);
         if (manifest.isEmpty()) {
