@@ -3,7 +3,11 @@ package dev.fp8q.cli;
 import dev.fp8q.converter.Converter;
 import dev.fp8q.converter.layout.Layout;
 import dev.fp8q.converter.report.MemoryReport;
+import dev.fp8q.formats.FileTrees;
+import dev.fp8q.formats.Interrupts;
+import dev.fp8q.formats.OutputGuard;
 import dev.fp8q.formats.manifest.Manifest;
+import dev.fp8q.verifier.Calibration;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -49,6 +53,13 @@ final class ConvertCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "Worker threads (default: all cores).")
     Integer threads;
 
+    @Option(names = "--calibrate", arity = "0..1", fallbackValue = "max", paramLabel = "max|percentile|mse",
+            description = "Also write static activation scales (input_scale), calibrated on the source's chained forward (method default: max)")
+    String calibrate;
+
+    @Mixin
+    CalibrationOptions calibration;
+
     @Option(names = "--force", description = "Replace DST if it is an earlier fp8q output (only once the new output is complete).")
     boolean force;
 
@@ -92,10 +103,20 @@ final class ConvertCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         ProgressBar bar = new ProgressBar(err, !quiet && ProgressBar.terminal());
         long t0 = System.nanoTime();
-        Manifest m = new Converter(new Converter.Options(conversion.preset, conversion.userRules(), bf16, keepNonFinite,
-                threads != null ? threads : Runtime.getRuntime().availableProcessors(), force, cmd,
-                conversion.scaling().withBf16Scales(bf16Scales), outLayout, conversion.pthKey,
-                List.copyOf(conversion.components)), bar).convert(source, target);
+        var scaling = conversion.scaling().withBf16Scales(bf16Scales);
+        Calibration.Options cal = null;
+        if (calibrate != null) {
+            cal = calibration.options(CalibrationOptions.method(calibrate), quiet ? s -> { } : s -> err.println("fp8q: calibrate: " + s));
+            String refusal = outLayout.staticRefusal(scaling);
+            if (refusal != null) {
+                throw new Fp8q.UsageException("--calibrate with --layout " + outLayout.id() + ": " + refusal);
+            }
+        }
+        Converter.Options co = new Converter.Options(conversion.preset, conversion.userRules(), bf16, keepNonFinite,
+                threads != null ? threads : Runtime.getRuntime().availableProcessors(), force, cmd, scaling, outLayout,
+                conversion.pthKey, List.copyOf(conversion.components), cal != null);
+        Manifest m = cal == null ? new Converter(co, bar).convert(source, target)
+                : convertCalibrated(source, target, co, bar, cal, cmd, out, err);
         double secs = (System.nanoTime() - t0) / 1e9;
         if (quiet) {
             return ExitCodes.OK;
@@ -107,5 +128,32 @@ final class ConvertCommand implements Callable<Integer> {
         out.println();
         out.print(MemoryReport.of(source, written).table());
         return ExitCodes.OK;
+    }
+
+    /**
+     * Converts into a private staging folder beside DST, calibrates there, and publishes DST once, complete with its
+     * input scales (the staging folder is removed either way, and on an interrupt).
+     */
+    private static Manifest convertCalibrated(Path source, Path target, Converter.Options co, ProgressBar bar,
+            Calibration.Options cal, List<String> cmd, PrintWriter out, PrintWriter err) throws Exception {
+        Path written = Converter.outputPath(source, target).toAbsolutePath().normalize();
+        Path manifestPath = java.nio.file.Files.isDirectory(source) ? written.resolve(Manifest.FILE) : Manifest.locate(written);
+        try {
+            OutputGuard.check(source, written, manifestPath, co.force());
+        } catch (OutputGuard.RefusedException e) {
+            throw new dev.fp8q.converter.ConvertException(e.getMessage());
+        }
+        java.nio.file.Files.createDirectories(written.getParent());
+        Path staging = java.nio.file.Files.createTempDirectory(written.getParent(), ".fp8q-calibrate-");
+        Interrupts.scratch(staging);
+        try {
+            Path staged = staging.resolve(written.getFileName());
+            Converter.Options inner = new Converter.Options(co.preset(), co.rules(), co.preserveAsBf16(), co.nonFinitePreserve(),
+                    co.threads(), false, co.commandLine(), co.scaling(), co.layout(), co.pthKey(), co.components(), true);
+            new Converter(inner, bar).convert(source, staged);
+            return Calibrator.run(source, staged, written, cal, cmd, out, s -> err.println("fp8q: warning: " + s));
+        } finally {
+            FileTrees.delete(staging);
+        }
     }
 }

@@ -70,6 +70,10 @@ final class VerifyCommand implements Callable<Integer> {
     @Option(names = "--bounds", paramLabel = "FILE", description = "JSON bounds file: {\"selector\": {\"min_sqnr_db\": 30, \"max_rel_l2\": 0.05, ...}}")
     Path boundsFile;
 
+    @Option(names = "--act-scheme", paramLabel = "tensor|token|group128|static",
+            description = "W8A8 activation scheme instead of the one the checkpoint's layout declares")
+    String actScheme;
+
     @Option(names = "--json", paramLabel = "FILE", description = "Write the full report as JSON")
     Path json;
 
@@ -111,6 +115,13 @@ final class VerifyCommand implements Callable<Integer> {
                     inputs.latents, inputs.context, sensitivity));
         } else if (timesteps != null || inputs.latents != null || inputs.context != null || sensitivity) {
             throw new Fp8q.UsageException("--timesteps, --latents, --context and --sensitivity go with --whole");
+        }
+        if (actScheme != null) {
+            try {
+                options = options.withActScheme(dev.fp8q.verifier.weights.ActivationQuantizer.Scheme.parse(actScheme));
+            } catch (IllegalArgumentException e) {
+                throw new Fp8q.UsageException("--act-scheme: " + e.getMessage());
+            }
         }
         VerifyReport report = Verifier.verify(src, dst, options);
         PrintWriter out = spec.commandLine().getOut();

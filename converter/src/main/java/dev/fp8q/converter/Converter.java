@@ -61,7 +61,14 @@ public final class Converter {
      */
     public record Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve,
             int threads, boolean force, List<String> commandLine, Scaling scaling, Layout layout, String pthKey,
-            List<String> components) {
+            List<String> components, boolean calibrated) {
+
+        public Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve,
+                int threads, boolean force, List<String> commandLine, Scaling scaling, Layout layout, String pthKey,
+                List<String> components) {
+            this(preset, rules, preserveAsBf16, nonFinitePreserve, threads, force, commandLine, scaling, layout, pthKey,
+                    components, false);
+        }
 
         /** Per-tensor scales in the default (ComfyUI) layout. */
         public Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve, int threads,
@@ -91,7 +98,7 @@ public final class Converter {
     }
 
     public Manifest convert(Path src, Path dst) throws Exception {
-        String refusal = options.layout().refusal(options.scaling());
+        String refusal = options.layout().refusal(options.scaling(), options.calibrated());
         if (refusal != null) {
             throw new ConvertException("--layout " + options.layout().id() + " cannot express "
                     + options.scaling().granularity().name().toLowerCase(java.util.Locale.ROOT) + " scaling"
@@ -294,7 +301,7 @@ public final class Converter {
     }
 
     /** Module names of the component's preserved 2-D ".weight" tensors: the layouts' ignore lists. */
-    private static List<String> preservedLinears(List<Manifest.TensorRecord> records, String component) {
+    public static List<String> preservedLinears(List<Manifest.TensorRecord> records, String component) {
         List<String> out = new ArrayList<>();
         for (Manifest.TensorRecord r : records) {
             if (r.component().equals(component) && r.action().equals("preserve") && r.name().endsWith(".weight")

@@ -19,25 +19,46 @@ import dev.fp8q.verifier.wan.BlockMath;
 import dev.fp8q.verifier.wan.CpuBlockMath;
 import dev.fp8q.verifier.wan.WanBlock;
 import dev.fp8q.verifier.wan.WanInputs;
+import dev.fp8q.verifier.weights.ActivationQuantizer.Scheme;
 import dev.fp8q.verifier.weights.Fp8Checkpoint;
 import dev.fp8q.verifier.weights.ScaleGrid;
 import java.util.List;
 
 /**
  * The runs of one component: CPU float32 math, or on a GPU (see {@link CudaLinears}) with the CPU for the rest.
- * w8a8Simulated and gpu are null on the CPU, where W8A8 itself is the float32 simulation.
+ * w8a8Simulated and gpu are null on the CPU, where W8A8 itself is the float32 simulation. w8a8 quantizes
+ * activations by the scheme given (dynamic per tensor when that is static); w8a8Static (null when the checkpoint has
+ * no input_scale) by the checkpoint's input scales.
  */
 record Runs(RunWeights reference, RunWeights weightOnly, RunWeights w8a8, RunWeights w8a8Simulated,
-        ProbedWeights.Prober prober, CudaLinears gpu, CudaBlockMath gpuMath) implements AutoCloseable {
+        RunWeights w8a8Static, ProbedWeights.Prober prober, CudaLinears gpu, CudaBlockMath gpuMath)
+        implements AutoCloseable {
 
     static Runs of(CudaDevice device, Checkpoint source, Fp8Checkpoint fp8, int headDim, List<String> notes)
             throws FormatException {
+        return of(device, source, fp8, headDim, notes, Scheme.TENSOR);
+    }
+
+    static Runs of(CudaDevice device, Checkpoint source, Fp8Checkpoint fp8, int headDim, List<String> notes,
+            Scheme scheme) throws FormatException {
         ReferenceWeights reference = new ReferenceWeights(source);
         Fp8Weights weightOnly = new Fp8Weights(fp8, false);
-        Fp8Weights w8a8 = new Fp8Weights(fp8, true);
-        ProbedWeights.Prober cpu = ProbedWeights.cpu(weightOnly);
+        // a static scheme is the w8a8_static run; w8a8 beside it stays dynamic per tensor
+        scheme = scheme == Scheme.STATIC ? Scheme.TENSOR : scheme;
+        Fp8Weights w8a8 = new Fp8Weights(fp8, scheme);
+        Fp8Weights statik = fp8.hasInputScales() ? new Fp8Weights(fp8, Scheme.STATIC) : null;
+        ProbedWeights.Prober cpu = ProbedWeights.withStatic(ProbedWeights.cpu(w8a8), statik);
         if (device == null) {
-            return new Runs(reference, weightOnly, w8a8, null, cpu, null, null);
+            return new Runs(reference, weightOnly, w8a8, null, statik, cpu, null, null);
+        }
+        if (scheme != Scheme.TENSOR) {
+            CudaLinears linears = new CudaLinears(new CudaKernels(device), source, fp8);
+            notes.add("on " + device.describe() + ": activation scheme " + scheme.id() + " has no GPU kernel: every "
+                    + "Linear on the CPU in float32, the rest of the block on the GPU");
+            return new Runs(CudaRunWeights.cpuLinears(reference, linears), CudaRunWeights.cpuLinears(weightOnly, linears),
+                    CudaRunWeights.cpuLinears(w8a8, linears), null,
+                    statik == null ? null : CudaRunWeights.cpuLinears(statik, linears), cpu, linears,
+                    new CudaBlockMath(linears.kernels(), headDim));
         }
         CudaLinears linears = new CudaLinears(new CudaKernels(device), source, fp8);
         notes.add("on " + device.describe() + ": Linears of the reference and weight-only runs on BF16 tensor cores "
@@ -52,15 +73,20 @@ record Runs(RunWeights reference, RunWeights weightOnly, RunWeights w8a8, RunWei
                 break;
             }
         }
-        ProbedWeights.Prober prober = (base, x, rows) -> !weightOnly.quantized(base) ? null
-                : !linears.supports(base) ? cpu.fp8Ways(base, x, rows)
+        if (statik != null) {
+            notes.add("w8a8_static: its Linears run on the CPU in float32 (the GPU kernels scale activations dynamically)");
+        }
+        ProbedWeights.Prober gpuWays = (base, x, rows) -> !weightOnly.quantized(base) ? null
+                : !linears.supports(base) ? ProbedWeights.cpu(w8a8).fp8Ways(base, x, rows)
                 : new float[][] {linears.apply(CudaLinears.Way.WEIGHT_ONLY, base, x, rows),
                         linears.apply(CudaLinears.Way.W8A8, base, x, rows),
                         linears.apply(CudaLinears.Way.W8A8_SIMULATED, base, x, rows)};
+        ProbedWeights.Prober prober = ProbedWeights.withStatic(gpuWays, statik);
         return new Runs(new CudaRunWeights(reference, linears, CudaLinears.Way.REFERENCE),
                 new CudaRunWeights(weightOnly, linears, CudaLinears.Way.WEIGHT_ONLY),
                 new CudaRunWeights(w8a8, linears, CudaLinears.Way.W8A8),
-                new CudaRunWeights(w8a8, linears, CudaLinears.Way.W8A8_SIMULATED), prober, linears,
+                new CudaRunWeights(w8a8, linears, CudaLinears.Way.W8A8_SIMULATED),
+                statik == null ? null : CudaRunWeights.cpuLinears(statik, linears), prober, linears,
                 new CudaBlockMath(linears.kernels(), headDim));
     }
 

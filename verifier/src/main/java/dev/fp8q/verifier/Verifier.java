@@ -27,6 +27,7 @@ import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.wan.WanBlock;
 import dev.fp8q.verifier.wan.WanInputs;
 import dev.fp8q.verifier.wan.WanNaming;
+import dev.fp8q.verifier.weights.ActivationQuantizer.Scheme;
 import dev.fp8q.verifier.weights.Fp8Checkpoint;
 import dev.fp8q.verifier.weights.ScaleGrid;
 import java.nio.file.Files;
@@ -62,18 +63,31 @@ public final class Verifier {
      */
     public record Options(List<Integer> blocks, int[] grid, int contextTokens, long seed, Path activations,
             WeightScope weights, Bounds bounds, int sampledLinears, int linearRows, Consumer<String> log,
-            Device device, Whole whole) {
+            Device device, Whole whole, Scheme actScheme) {
 
         public Options(List<Integer> blocks, int[] grid, int contextTokens, long seed, Path activations,
                 WeightScope weights, Bounds bounds, int sampledLinears, int linearRows, Consumer<String> log,
                 Device device) {
             this(blocks, grid, contextTokens, seed, activations, weights, bounds, sampledLinears, linearRows, log, device,
-                    null);
+                    null, null);
+        }
+
+        public Options(List<Integer> blocks, int[] grid, int contextTokens, long seed, Path activations,
+                WeightScope weights, Bounds bounds, int sampledLinears, int linearRows, Consumer<String> log,
+                Device device, Whole whole) {
+            this(blocks, grid, contextTokens, seed, activations, weights, bounds, sampledLinears, linearRows, log, device,
+                    whole, null);
         }
 
         public Options withWhole(Whole w) {
             return new Options(blocks, grid, contextTokens, seed, activations, weights, bounds, sampledLinears,
-                    linearRows, log, device, w);
+                    linearRows, log, device, w, actScheme);
+        }
+
+        /** W8A8's activation scheme instead of the one the checkpoint's layout declares (null: the declared one). */
+        public Options withActScheme(Scheme s) {
+            return new Options(blocks, grid, contextTokens, seed, activations, weights, bounds, sampledLinears,
+                    linearRows, log, device, whole, s);
         }
 
         public static Options defaults() {
@@ -101,6 +115,8 @@ public final class Verifier {
     private final List<VerifyReport.ComponentRun> runs = new ArrayList<>();
     private final Map<String, Double> phases = new LinkedHashMap<>();
     private CudaDevice gpu;
+    /** The W8A8 activation scheme of the component being verified. */
+    private Scheme scheme = Scheme.TENSOR;
 
     private Verifier(Options options) {
         this.options = options;
@@ -157,6 +173,13 @@ public final class Verifier {
         for (Pair p : pairs) {
             List<Manifest.TensorRecord> records = recordsOf(manifest, p.fp8().name());
             try (Checkpoint sc = Checkpoint.open(p.source().path()); Checkpoint dc = Checkpoint.open(p.fp8().path())) {
+                ActSchemes.Declared declared = ActSchemes.declared(p.fp8().path(), manifest,
+                        new Fp8Checkpoint(dc, records).hasInputScales());
+                scheme = options.actScheme() != null ? options.actScheme() : declared.scheme();
+                actNotes = List.of((scheme == Scheme.STATIC ? "w8a8_static (w8a8 beside it: dynamic tensor)" : "w8a8")
+                        + ": activations " + scheme.id() + (options.actScheme() != null
+                        ? " (--act-scheme; the checkpoint declares " + declared.scheme().id() + ": " + declared.why() + ")"
+                        : " (" + declared.why() + ")"));
                 component(p.fp8().name(), sc, new Fp8Checkpoint(dc, records), manifest);
             }
         }
@@ -170,6 +193,7 @@ public final class Verifier {
         settings.put("activations", options.activations() == null ? null : options.activations().toString());
         settings.put("weights", options.weights().name().toLowerCase(java.util.Locale.ROOT));
         settings.put("device", gpu == null ? "cpu" : "cuda: " + gpu.describe());
+        settings.put("act_scheme", options.actScheme() == null ? "declared" : options.actScheme().id());
         settings.put("bounds", new java.util.TreeMap<>(options.bounds().asMap()));
         return new VerifyReport(Manifest.TOOL, Manifest.TOOL_VERSION, source.toString(), fp8.toString(), settings,
                 List.copyOf(runs), List.copyOf(checks),
@@ -222,9 +246,16 @@ public final class Verifier {
         return Manifest.find(fp8);
     }
 
+    private List<String> actNotes = List.of();
+
     private void component(String name, Checkpoint source, Fp8Checkpoint fp8, Optional<Manifest> manifest)
             throws FormatException, VerifyException {
-        List<String> notes = new ArrayList<>();
+        List<String> notes = new ArrayList<>(actNotes);
+        if (fp8.hasInputScales()) {
+            notes.add("w8a8_static: activations through the checkpoint's input_scale, saturating at +-448 as vLLM does");
+        } else if (scheme == Scheme.STATIC) {
+            notes.add("the static scheme needs input_scale tensors, which this checkpoint lacks: no w8a8_static run");
+        }
         boolean ownOutput = manifest.map(m -> Manifest.TOOL.equals(m.tool())).orElse(false);
         if (manifest.isEmpty()) {
             notes.add("no fp8q manifest: scales found by layout naming; codes one step off are not bounded");
@@ -291,7 +322,7 @@ public final class Verifier {
 
         t0 = System.nanoTime();
         WanBlock block = new WanBlock(naming, dim, HEAD_DIM);
-        try (Runs runs = Runs.of(gpu, source, fp8, HEAD_DIM, notes)) {
+        try (Runs runs = Runs.of(gpu, source, fp8, HEAD_DIM, notes, scheme)) {
             for (int b : blocks) {
                 options.log().accept(String.format("block %d: reference run (with per-layer probes)", b));
                 ProbedWeights probed = new ProbedWeights(runs.reference(), runs.prober());
@@ -308,6 +339,10 @@ public final class Verifier {
                 if (runs.w8a8Simulated() != null) {
                     options.log().accept(String.format("block %d: W8A8 float32 simulation run", b));
                     blockChecks(name, b, in.x(), ref, runs.forward(block, b, in, runs.w8a8Simulated()), "w8a8_simulated");
+                }
+                if (runs.w8a8Static() != null) {
+                    options.log().accept(String.format("block %d: W8A8 static-scale run", b));
+                    blockChecks(name, b, in.x(), ref, runs.forward(block, b, in, runs.w8a8Static()), "w8a8_static");
                 }
                 for (String n : sampled) {
                     Matcher m = BLOCK.matcher(n);
@@ -340,7 +375,7 @@ public final class Verifier {
                     + "which this checkpoint lacks (blocks only?)"));
             return;
         }
-        try (Runs whole = Runs.of(gpu, source, fp8, HEAD_DIM, new ArrayList<>())) {
+        try (Runs whole = Runs.of(gpu, source, fp8, HEAD_DIM, new ArrayList<>(), scheme)) {
             checks.addAll(WholeModel.run(name, model.get(), whole, fp8.fp8Names(), options, captured.timestep(), notes));
         }
         phase("whole model", t0);
@@ -377,7 +412,7 @@ public final class Verifier {
 
         t0 = System.nanoTime();
         QwenBlock block = new QwenBlock(naming, dim);
-        try (Runs runs = Runs.of(gpu, source, fp8, HEAD_DIM, notes)) {
+        try (Runs runs = Runs.of(gpu, source, fp8, HEAD_DIM, notes, scheme)) {
             if (gpu != null) {
                 notes.add("Qwen's RoPE and the joins of the text and image streams run on the host between GPU ops");
             }
@@ -390,10 +425,11 @@ public final class Verifier {
                     probedLayers.add(p.layer() + ".weight");
                     linearChecks(name, b, p);
                 }
-                for (String run : List.of("weight_only", "w8a8", "w8a8_simulated")) {
+                for (String run : List.of("weight_only", "w8a8", "w8a8_simulated", "w8a8_static")) {
                     RunWeights w = switch (run) {
                         case "weight_only" -> runs.weightOnly();
                         case "w8a8" -> runs.w8a8();
+                        case "w8a8_static" -> runs.w8a8Static();
                         default -> runs.w8a8Simulated();
                     };
                     if (w == null) {
@@ -436,7 +472,7 @@ public final class Verifier {
         notes.add("not a Wan DiT: each sampled Linear checked on its own with N(0,1) inputs of "
                 + options.linearRows() + " rows (" + picked.size() + " of " + linears.size() + " FP8 Linears)");
         long t0 = System.nanoTime();
-        try (Runs runs = Runs.of(gpu, source, fp8, HEAD_DIM, notes)) {
+        try (Runs runs = Runs.of(gpu, source, fp8, HEAD_DIM, notes, scheme)) {
             for (String n : picked) {
                 singleLinear(name, null, n, runs, source);
                 runs.endBlock();
@@ -479,6 +515,10 @@ public final class Verifier {
             checks.add(Check.of(component, "linear", block, p.layer(), kind, "w8a8_simulated", p.w8a8Simulated(), null,
                     null, null, options.bounds().of("linear", "w8a8", kind)));
         }
+        if (p.w8a8Static() != null) {
+            checks.add(Check.of(component, "linear", block, p.layer(), kind, "w8a8_static", p.w8a8Static(), null,
+                    null, null, options.bounds().of("linear", "w8a8", kind)).withClipped(p.clipped()));
+        }
     }
 
     private void blockChecks(String component, int block, float[] x, float[] ref, float[] out, String run) {
@@ -488,7 +528,7 @@ public final class Verifier {
     /** Block output and update of one run; stream names which of a two-stream block's streams (else null). */
     private void blockChecks(String component, int block, float[] x, float[] ref, float[] out, String run,
             String stream) {
-        String boundRun = run.equals("w8a8_simulated") ? "w8a8" : run;
+        String boundRun = run.startsWith("w8a8") ? "w8a8" : run;
         checks.add(Check.of(component, "block_output", block, null, null, run, ErrorMetrics.of(ref, out), null, null,
                 null, options.bounds().of("block_output", boundRun, null)).ofStream(stream));
         float[] refUpdate = new float[x.length];

@@ -41,6 +41,9 @@ final class WholeModel {
         if (runs.w8a8Simulated() != null) {
             fp8Runs.put("w8a8_simulated", runs.w8a8Simulated());
         }
+        if (runs.w8a8Static() != null) {
+            fp8Runs.put("w8a8_static", runs.w8a8Static());
+        }
         List<String> streams = model.streamNames();
         int layers = model.layers();
         List<Check> checks = new ArrayList<>();
@@ -99,7 +102,7 @@ final class WholeModel {
     }
 
     private static String bound(String run) {
-        return run.equals("w8a8_simulated") ? "w8a8" : run;
+        return run.startsWith("w8a8") ? "w8a8" : run;
     }
 
     /**

@@ -57,6 +57,17 @@ public enum Layout {
 
     /** Why this layout cannot carry the scaling, or null when it can. */
     public String refusal(Scaling scaling) {
+        return refusal(scaling, false);
+    }
+
+    /**
+     * Why this layout cannot carry the scaling, or null; calibrated: with static input scales, which is what
+     * ModelOpt's per-tensor FP8 needs.
+     */
+    public String refusal(Scaling scaling, boolean calibrated) {
+        if (calibrated && this == MODELOPT && scaling.granularity() == Granularity.TENSOR) {
+            return null;
+        }
         Granularity g = scaling.granularity();
         String name = g.name().toLowerCase(Locale.ROOT);
         String granularity = granularityRefusal(g, name);
@@ -103,6 +114,39 @@ public enum Layout {
 
     private static boolean edgeSafe(long side) {
         return side <= Scaling.BLOCK || side % Scaling.BLOCK == 0;
+    }
+
+    /**
+     * Why this layout and scaling cannot carry static input scales, or null. What the runtimes' loaders accept:
+     * vLLM's fp8 and transformers' FineGrainedFP8 take a static activation scheme only per tensor, compressed-tensors'
+     * FP8 block scheme only dynamic group activations, ModelOpt static input scales only with quant_algo FP8, and
+     * ComfyUI's legacy scaled-fp8 Linear computes with scale 1 for the input.
+     */
+    public String staticRefusal(Scaling scaling) {
+        Granularity g = scaling.granularity();
+        return switch (this) {
+            case COMFY -> null;
+            case COMFY_LEGACY -> "ComfyUI's legacy scaled-fp8 Linear quantizes its input with scale 1 and reads no input "
+                    + "scale (use --layout comfy)";
+            case COMPRESSED_TENSORS -> g != Granularity.BLOCK ? null
+                    : "compressed-tensors' FP8 block scheme takes dynamic group activations only (use tensor or channel scaling)";
+            case HF_FP8, VLLM_FP8 -> g == Granularity.TENSOR ? null
+                    : "the fp8 format's static activation scheme is per-tensor only: vLLM and transformers require "
+                            + "dynamic activations with weight_block_size (use --scaling tensor)";
+            case MODELOPT -> g == Granularity.TENSOR ? null
+                    : "ModelOpt's FP8_PER_CHANNEL_PER_TOKEN and FP8_PB_WO quantize activations dynamically; static input "
+                            + "scales need per-tensor FP8 (quant_algo FP8: --scaling tensor)";
+        };
+    }
+
+    /** The static activation scale's name beside a Linear (module name): transformers' fp8 reads "activation_scale". */
+    public String inputScaleName(String layer) {
+        return layer + (this == HF_FP8 ? ".activation_scale" : ".input_scale");
+    }
+
+    /** Its shape: [1] for compressed-tensors (as llm-compressor saves it), 0-dim for the others. */
+    public long[] inputScaleShape() {
+        return this == COMPRESSED_TENSORS ? new long[] {1} : new long[0];
     }
 
     /** The name of a quantized weight's scale tensor. */

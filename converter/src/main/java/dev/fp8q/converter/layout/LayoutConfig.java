@@ -30,11 +30,18 @@ public final class LayoutConfig {
     private final Layout layout;
     private final Scaling scaling;
     private final Consumer<String> warn;
+    /** Static per-tensor activations from the checkpoint's input scales (calibrated), else dynamic. */
+    private final boolean staticActivations;
 
     public LayoutConfig(Layout layout, Scaling scaling, Consumer<String> warn) {
+        this(layout, scaling, warn, false);
+    }
+
+    public LayoutConfig(Layout layout, Scaling scaling, Consumer<String> warn, boolean staticActivations) {
         this.layout = layout;
         this.scaling = scaling;
         this.warn = warn;
+        this.staticActivations = staticActivations;
     }
 
     /**
@@ -109,9 +116,9 @@ public final class LayoutConfig {
             w.putArray("block_structure").add(Scaling.BLOCK).add(Scaling.BLOCK);
             a.put("strategy", "group").put("group_size", Scaling.BLOCK); // llm-compressor's FP8_BLOCK scheme
         } else {
-            a.put("strategy", "token");
+            a.put("strategy", staticActivations ? "tensor" : "token"); // static: llm-compressor's FP8 (static_minmax)
         }
-        a.put("dynamic", true);
+        a.put("dynamic", !staticActivations);
         names(qc.putArray("ignore"), ignore);
         return qc;
     }
@@ -129,7 +136,7 @@ public final class LayoutConfig {
     private ObjectNode fp8(List<String> ignore) {
         ObjectNode qc = JSON.createObjectNode();
         qc.put("quant_method", "fp8");
-        qc.put("activation_scheme", "dynamic");
+        qc.put("activation_scheme", staticActivations ? "static" : "dynamic");
         if (scaling.granularity() == Granularity.BLOCK) {
             qc.putArray("weight_block_size").add(Scaling.BLOCK).add(Scaling.BLOCK);
         } else {
@@ -144,6 +151,9 @@ public final class LayoutConfig {
 
     /** ModelOpt's quant_algo for the scaling (Layout.refusal turns per-tensor away). */
     String quantAlgo() {
+        if (scaling.granularity() == Granularity.TENSOR) {
+            return "FP8"; // per-tensor weights with static input_scale (Layout.refusal lets it through only calibrated)
+        }
         return scaling.granularity() == Granularity.BLOCK ? "FP8_PB_WO" : "FP8_PER_CHANNEL_PER_TOKEN";
     }
 

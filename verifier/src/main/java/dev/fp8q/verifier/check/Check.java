@@ -12,7 +12,21 @@ import java.util.List;
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record Check(String component, String scope, Integer block, String layer, String kind, String run,
         ErrorMetrics metrics, Long codesOffByOne, Long codesFar, Double underflow, Bound bound, List<String> failures,
-        String stream) {
+        String stream, Double clipped) {
+
+    /** A check without a clipped fraction. */
+    public Check(String component, String scope, Integer block, String layer, String kind, String run,
+            ErrorMetrics metrics, Long codesOffByOne, Long codesFar, Double underflow, Bound bound, List<String> failures,
+            String stream) {
+        this(component, scope, block, layer, kind, run, metrics, codesOffByOne, codesFar, underflow, bound, failures,
+                stream, null);
+    }
+
+    /** A static-activation Linear check with the fraction of its input that saturated at +-448. */
+    public Check withClipped(Double fraction) {
+        return new Check(component, scope, block, layer, kind, run, metrics, codesOffByOne, codesFar, underflow, bound,
+                failures, stream, fraction);
+    }
 
     public boolean passed() {
         return failures.isEmpty();
@@ -48,7 +62,7 @@ public record Check(String component, String scope, Integer block, String layer,
     /** A block figure of one stream of a two-stream block. */
     public Check ofStream(String stream) {
         return new Check(component, scope, block, layer, kind, run, metrics, codesOffByOne, codesFar, underflow, bound,
-                failures, stream);
+                failures, stream, clipped);
     }
 
     /** A check that failed without figures (a manifest that disagrees with the files, a missing tensor). */

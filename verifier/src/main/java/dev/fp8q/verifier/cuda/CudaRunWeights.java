@@ -14,12 +14,20 @@ public final class CudaRunWeights implements RunWeights {
     private final CudaLinears.Way way;
     private final String layer;
     private final CudaLinears.Way layerWay;
+    private final boolean cpuLinears;
 
     public CudaRunWeights(RunWeights cpu, CudaLinears gpu, CudaLinears.Way way) {
-        this(cpu, gpu, way, null, null);
+        this(cpu, gpu, way, null, null, false);
     }
 
-    private CudaRunWeights(RunWeights cpu, CudaLinears gpu, CudaLinears.Way way, String layer, CudaLinears.Way layerWay) {
+    /** A run whose Linears all run on the CPU (activation schemes the GPU kernels lack), the rest of the block on the GPU. */
+    public static CudaRunWeights cpuLinears(RunWeights cpu, CudaLinears gpu) {
+        return new CudaRunWeights(cpu, gpu, CudaLinears.Way.W8A8_SIMULATED, null, null, true);
+    }
+
+    private CudaRunWeights(RunWeights cpu, CudaLinears gpu, CudaLinears.Way way, String layer, CudaLinears.Way layerWay,
+            boolean cpuLinears) {
+        this.cpuLinears = cpuLinears;
         this.cpu = cpu;
         this.gpu = gpu;
         this.way = way;
@@ -32,7 +40,8 @@ public final class CudaRunWeights implements RunWeights {
      * reference); cpuWeights: the same mix on the CPU, for what the GPU does not take.
      */
     public CudaRunWeights withLayer(RunWeights cpuWeights, String base, CudaRunWeights from) {
-        return new CudaRunWeights(cpuWeights, gpu, way, base, from.way);
+        // a layer of a run whose Linears the CPU computes: no GPU way for it (null), the CPU mix computes it
+        return new CudaRunWeights(cpuWeights, gpu, way, base, from.cpuLinears ? null : from.way, cpuLinears);
     }
 
     /** The CPU weights behind this run. */
@@ -56,7 +65,7 @@ public final class CudaRunWeights implements RunWeights {
 
     @Override
     public float[] linear(String base, float[] x, int rows) throws FormatException {
-        if (!gpu.supports(base)) {
+        if (cpuLinears || !gpu.supports(base) || wayOf(base) == null) {
             return cpu.linear(base, x, rows);
         }
         return gpu.apply(wayOf(base), base, x, rows);
@@ -64,7 +73,7 @@ public final class CudaRunWeights implements RunWeights {
 
     /** The same Linear on an input on the device; the caller closes the result. */
     public DeviceBuffer linear(String base, DeviceBuffer x, int rows) throws FormatException {
-        if (!gpu.supports(base)) {
+        if (cpuLinears || !gpu.supports(base) || wayOf(base) == null) {
             CudaDevice d = gpu.device();
             return d.upload(cpu.linear(base, d.download(x, (int) (x.bytes() / 4)), rows));
         }

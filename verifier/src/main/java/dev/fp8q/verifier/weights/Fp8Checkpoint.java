@@ -111,6 +111,45 @@ public final class Fp8Checkpoint {
                 "FP8 weight without a scale (looked for " + String.join(", ", candidates) + ")");
     }
 
+    /** Names a Linear's static activation scale goes by: vLLM, ModelOpt, compressed-tensors, ComfyUI; transformers' fp8. */
+    public static final List<String> INPUT_SCALE_SUFFIXES = List.of(".input_scale", ".activation_scale");
+
+    /**
+     * The static activation scale of Linear {@code base} ("<base>.input_scale" or transformers'
+     * "<base>.activation_scale"), empty when the checkpoint has none; several values (one per fused shard) read as
+     * their max, as vLLM's loaders take it.
+     */
+    public Optional<Float> inputScale(String base) throws FormatException {
+        for (String suffix : INPUT_SCALE_SUFFIXES) {
+            Optional<Checkpoint.Tensor> t = checkpoint.tensor(base + suffix);
+            if (t.isPresent()) {
+                float max = 0;
+                for (float v : TensorValues.of(t.get())) {
+                    if (!(v > 0) || !Float.isFinite(v)) {
+                        throw new FormatException(Rule.TENSOR_INVALID_INFO, t.get().shard().path(), t.get().name(),
+                                "input scale " + v + " is not a positive finite number");
+                    }
+                    max = Math.max(max, v);
+                }
+                return max > 0 ? Optional.of(max) : Optional.empty();
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** True when some FP8 weight of the checkpoint has a static activation scale. */
+    public boolean hasInputScales() {
+        for (String n : fp8Names()) {
+            if (n.endsWith(".weight")) {
+                String base = n.substring(0, n.length() - ".weight".length());
+                if (INPUT_SCALE_SUFFIXES.stream().anyMatch(s -> checkpoint.tensor(base + s).isPresent())) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
     /** The values a runtime computes with: FP8 codes times their scales, or the stored values. */
     public float[] values(String name) throws FormatException {
         Checkpoint.Tensor t = require(name);
