@@ -33,6 +33,7 @@ public final class Fp8q {
         SUBCOMMANDS.put("inspect", InspectCommand.class);
         SUBCOMMANDS.put("plan", PlanCommand.class);
         SUBCOMMANDS.put("convert", ConvertCommand.class);
+        SUBCOMMANDS.put("merge", MergeCommand.class);
         SUBCOMMANDS.put("dequantize", DequantizeCommand.class);
         SUBCOMMANDS.put("check", CheckCommand.class);
         SUBCOMMANDS.put("verify", VerifyCommand.class);

@@ -1,6 +1,7 @@
 package dev.fp8q.formats;
 
 import dev.fp8q.formats.manifest.Manifest;
+import dev.fp8q.formats.manifest.PartManifest;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -31,11 +32,16 @@ public final class OutputGuard {
      * extension added when out lacks it). A file in with an existing folder out is refused: a file gives a file.
      */
     public static Path outputPath(Path in, Path out) throws RefusedException {
-        if (Files.isDirectory(in)) {
+        return outputPath(Files.isDirectory(in), in.getFileName().toString(), out);
+    }
+
+    /** {@link #outputPath(Path, Path)} for an input known by kind and name (merge: the SRC its parts came from). */
+    public static Path outputPath(boolean folder, String inName, Path out) throws RefusedException {
+        if (folder) {
             return out;
         }
         if (Files.isDirectory(out)) {
-            String stem = in.getFileName().toString().replaceFirst("\\.(safetensors|pth|pt)$", "");
+            String stem = inName.replaceFirst("\\.(safetensors|pth|pt)$", "");
             throw new RefusedException(out + " is a folder, and a file gives a file: name the output file, e.g. "
                     + out.resolve(stem + "-" + (stem.contains("fp8") ? "bf16" : "fp8") + ".safetensors"));
         }
@@ -89,7 +95,9 @@ public final class OutputGuard {
             return;
         }
         Path mf = dst.resolve(Manifest.FILE);
-        Manifest m = earlier(mf, dst + " holds files but no fp8q manifest (" + show(present) + ")");
+        Path part = dst.resolve(PartManifest.FILE);
+        Manifest m = !Files.exists(mf) && Files.isRegularFile(part) ? earlierPart(part)
+                : earlier(mf, dst + " holds files but no fp8q manifest (" + show(present) + ")");
         if (m.files() == null) {
             return; // an output of fp8q 0.1.0, which wrote only its own files
         }
@@ -114,6 +122,16 @@ public final class OutputGuard {
         if (!names) {
             throw new RefusedException(dst + ": the manifest beside it (" + manifest.getFileName()
                     + ") does not name it: not replaced");
+        }
+    }
+
+    /** A partial output of convert --part: its manifest lists its files, fp8q-part.json among them. */
+    private static Manifest earlierPart(Path part) throws RefusedException {
+        try {
+            return PartManifest.read(part).manifest();
+        } catch (FormatException e) {
+            throw new RefusedException(part.getParent() + " holds files and a broken " + PartManifest.FILE + ": not replaced ("
+                    + e.getMessage() + ")");
         }
     }
 
