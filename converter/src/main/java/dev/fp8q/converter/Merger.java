@@ -135,10 +135,15 @@ public final class Merger {
     private void guard(Map<Integer, Loaded> parts, Path target, Path manifestPath) throws IOException, ConvertException {
         try {
             for (Loaded l : parts.values()) {
-                OutputGuard.check(l.dir(), target, manifestPath, force);
+                OutputGuard.checkApart(l.dir(), target, manifestPath);
             }
         } catch (OutputGuard.RefusedException e) {
             throw new ConvertException(e.getMessage().replace("SRC", "a PART"));
+        }
+        try {
+            OutputGuard.check(null, target, manifestPath, force);
+        } catch (OutputGuard.RefusedException e) {
+            throw new ConvertException(e.getMessage());
         }
     }
 
@@ -192,7 +197,10 @@ public final class Merger {
             commandLine.set(first.dstArg(), dstArg);
         }
         Manifest fm = first.manifest();
-        Manifest m = new Manifest(Manifest.TOOL, Converter.VERSION, commandLine, fm.sources(), settings, fm.components(),
+        List<Manifest.ComponentRecord> components = fm.components().stream() // a file output is named by DST, not by its part
+                .map(c -> fileOutput ? new Manifest.ComponentRecord(c.name(), c.kind(), c.action(), c.source(),
+                        target.getFileName().toString()) : c).toList();
+        Manifest m = new Manifest(Manifest.TOOL, Converter.VERSION, commandLine, fm.sources(), settings, components,
                 files.stream().sorted().toList(), records, Converter.totals(records));
         if (fileOutput) {
             Path mf = tmp.resolve(manifestPath.getFileName().toString());

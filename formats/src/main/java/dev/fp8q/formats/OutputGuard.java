@@ -54,21 +54,8 @@ public final class OutputGuard {
      * @param manifest where DST's manifest is or would be (a file output's lies beside it)
      */
     public static void check(Path src, Path dst, Path manifest, boolean force) throws RefusedException, IOException {
-        Path d = real(dst);
         if (src != null) {
-            Path s = real(src);
-            if (s.equals(d)) {
-                throw new RefusedException(dst + ": DST is SRC; name a new path for the output");
-            }
-            if (s.startsWith(d)) {
-                throw new RefusedException(dst + ": DST holds SRC (" + src + "); name a new path for the output");
-            }
-            if (d.startsWith(s)) {
-                throw new RefusedException(dst + ": DST must not be inside SRC (" + src + ")");
-            }
-            if (real(manifest).startsWith(s)) {
-                throw new RefusedException(manifest + ": the manifest would be written inside SRC");
-            }
+            checkApart(src, dst, manifest);
         }
         boolean dstExists = Files.exists(dst, LinkOption.NOFOLLOW_LINKS);
         boolean manifestExists = !Files.isDirectory(dst) && Files.exists(manifest, LinkOption.NOFOLLOW_LINKS);
@@ -86,6 +73,24 @@ public final class OutputGuard {
             checkFolder(dst);
         } else {
             checkFile(dst, manifest, dstExists);
+        }
+    }
+
+    /** Refuses a DST that is src, holds it or lies inside it, or a manifest that would be written inside src. */
+    public static void checkApart(Path src, Path dst, Path manifest) throws RefusedException, IOException {
+        Path d = real(dst);
+        Path s = real(src);
+        if (s.equals(d)) {
+            throw new RefusedException(dst + ": DST is SRC; name a new path for the output");
+        }
+        if (s.startsWith(d)) {
+            throw new RefusedException(dst + ": DST holds SRC (" + src + "); name a new path for the output");
+        }
+        if (d.startsWith(s)) {
+            throw new RefusedException(dst + ": DST must not be inside SRC (" + src + ")");
+        }
+        if (real(manifest).startsWith(s)) {
+            throw new RefusedException(manifest + ": the manifest would be written inside SRC");
         }
     }
 
