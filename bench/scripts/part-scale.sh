@@ -6,7 +6,8 @@ set -uo pipefail
 fp8q="$1" work="$2" layers="${3:-20}" runs="${4:-3}" n="${5:-4}" copydir="${6:-/dev/shm}"
 mkdir -p "$work" && cd "$work" || exit 3
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-timed() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null || { echo "FAILED: $*" >&2; exit 1; }; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+timed() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null || { echo "FAILED: $*" >&2; exit 1; }; t1=$(date +%s%N); awk "BEGIN {printf \"%.2f\n\", ($t1 - $t0) / 1e9}"; }
+rate() { awk "BEGIN {printf \"%.2f\", $1 / $2}"; } # bc is missing on some machines
 [ -d src ] || "$fp8q" testdata make src --size full --layers "$layers" --shard-size 2GB >/dev/null || exit 3
 gb=$(du -sb --apparent-size src | awk '{printf "%.2f", $1/1e9}')
 echo "source: $gb GB, $(ls src/*.safetensors | wc -l) shards, $(nproc) cores"
@@ -14,7 +15,7 @@ cat src/*.safetensors >/dev/null # warm page cache
 for t in 1 2 4 8 16; do
   [ "$t" -le "$(nproc)" ] || continue
   m=$(for r in $(seq "$runs"); do timed "$fp8q" convert --quiet --force --threads "$t" src single; done | median)
-  echo "convert --threads $t: median $m s, $(echo "$gb / $m" | bc -l | xargs printf %.2f) GB/s of source"
+  echo "convert --threads $t: median $m s, $(rate "$gb" "$m") GB/s of source"
 done
 for i in $(seq "$n"); do
   rm -rf "part$i"
