@@ -119,6 +119,10 @@ public final class Converter {
         Path manifestPath = partOf != null ? target.resolve(PartManifest.FILE)
                 : folder ? target.resolve(Manifest.FILE) : Manifest.locate(target);
         guard(src, target, manifestPath);
+        if (partOf != null && folder && Files.exists(src.resolve(PartManifest.FILE))) {
+            throw new ConvertException(src.resolve(PartManifest.FILE) + ": SRC holds a part manifest, which the part written here would replace; "
+                    + "convert --part a folder without it");
+        }
         try (SourcePlan plan = SourcePlan.of(src, options.preset(), options.rules(), options.components(), options.pthKey())) {
             plan.requireWork(options.preset());
             plan.notes().forEach(progress::warn);
@@ -179,9 +183,10 @@ public final class Converter {
                     continue;
                 }
                 Output o = outputOf(part, folder, target, srcRel);
-                Path out = o.dir().isEmpty() ? tmp : Files.createDirectories(tmp.resolve(o.dir()));
                 Checkpoint cp = part.checkpoint();
                 Path srcBase = folder ? srcRoot : compPath.getParent();
+                boolean writes = cp.shards().stream().anyMatch(sh -> mine(assigned, sourceName(sh, srcBase)));
+                Path out = o.dir().isEmpty() || !writes ? tmp.resolve(o.dir()) : Files.createDirectories(tmp.resolve(o.dir()));
                 List<String> outNames = convertComponent(part, out, o, srcBase, sources, records, assigned);
                 String dirPrefix = o.dir().isEmpty() ? "" : o.dir() + "/";
                 String index = cp.index().map(ix -> ix.file().getFileName().toString()).orElse(null);
