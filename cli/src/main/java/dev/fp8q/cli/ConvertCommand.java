@@ -1,6 +1,7 @@
 package dev.fp8q.cli;
 
 import dev.fp8q.converter.Converter;
+import dev.fp8q.converter.PartOf;
 import dev.fp8q.converter.layout.Layout;
 import dev.fp8q.converter.report.MemoryReport;
 import dev.fp8q.formats.FileTrees;
@@ -60,6 +61,10 @@ final class ConvertCommand implements Callable<Integer> {
     @Mixin
     CalibrationOptions calibration;
 
+    @Option(names = "--part", paramLabel = "I/N",
+            description = "Convert only part I of N (shards dealt out by size, the same on every machine) into a partial output folder DST; 'fp8q merge' joins the N parts into the single run's output.")
+    String part;
+
     @Option(names = "--force", description = "Replace DST if it is an earlier fp8q output (only once the new output is complete).")
     boolean force;
 
@@ -68,6 +73,39 @@ final class ConvertCommand implements Callable<Integer> {
 
     @Spec
     CommandSpec spec;
+
+    /**
+     * Appends to cmd the command line the single run would have (this one without --part), which the merged
+     * manifest records; returns the index of DST in it, where merge puts its own.
+     */
+    private int singleRun(List<String> args, List<String> cmd) {
+        int dstAt = -1;
+        int positionals = 0;
+        boolean optionsEnded = false;
+        for (int i = 0; i < args.size(); i++) {
+            String a = args.get(i);
+            if (i == 0 && a.equals(spec.name())) {
+                cmd.add(a);
+                continue;
+            }
+            if (!optionsEnded && (a.equals("--part") || a.startsWith("--part="))) {
+                i += a.equals("--part") ? 1 : 0;
+                continue;
+            }
+            cmd.add(a);
+            if (!optionsEnded && a.equals("--")) {
+                optionsEnded = true;
+            } else if (!optionsEnded && a.startsWith("-") && a.length() > 1) {
+                var o = spec.findOption(a.contains("=") ? a.substring(0, a.indexOf('=')) : a);
+                if (o != null && !a.contains("=") && o.arity().max() > 0 && i + 1 < args.size()) {
+                    cmd.add(args.get(++i)); // the option's value, not a positional
+                }
+            } else if (++positionals == 2) {
+                dstAt = cmd.size() - 1;
+            }
+        }
+        return dstAt;
+    }
 
     @Override
     public Integer call() throws Exception {
@@ -95,10 +133,26 @@ final class ConvertCommand implements Callable<Integer> {
         if (threads != null && threads < 1) {
             throw new Fp8q.UsageException("--threads must be 1 or more, not " + threads);
         }
+        PartOf partOf = null;
+        if (part != null) {
+            try {
+                partOf = PartOf.parse(part);
+            } catch (IllegalArgumentException e) {
+                throw new Fp8q.UsageException("--part: " + e.getMessage());
+            }
+            if (src == null || dst == null) {
+                throw new Fp8q.UsageException("--part needs SRC and DST (the part's own folder, given to 'fp8q merge' later)");
+            }
+        }
         Path source = src != null ? src : Inputs.embeddedDefault();
         Path target = dst != null ? dst : Path.of("fp8q-out");
         List<String> cmd = new ArrayList<>(List.of("fp8q"));
-        cmd.addAll(spec.commandLine().getParseResult().originalArgs());
+        int dstArg = -1;
+        if (partOf == null) {
+            cmd.addAll(spec.commandLine().getParseResult().originalArgs());
+        } else {
+            dstArg = singleRun(spec.commandLine().getParseResult().originalArgs(), cmd);
+        }
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
         ProgressBar bar = new ProgressBar(err, !quiet && ProgressBar.terminal());
@@ -106,6 +160,9 @@ final class ConvertCommand implements Callable<Integer> {
         var scaling = conversion.scaling().withBf16Scales(bf16Scales);
         Calibration.Options cal = null;
         if (calibrate != null) {
+            if (partOf != null) {
+                throw new Fp8q.UsageException("--calibrate does not go with --part: merge the parts, then run fp8q calibrate SRC DST");
+            }
             cal = calibration.options(CalibrationOptions.method(calibrate), quiet ? s -> { } : s -> err.println("fp8q: calibrate: " + s));
             String refusal = outLayout.staticRefusal(scaling);
             if (refusal != null) {
@@ -115,10 +172,17 @@ final class ConvertCommand implements Callable<Integer> {
         Converter.Options co = new Converter.Options(conversion.preset, conversion.userRules(), bf16, keepNonFinite,
                 threads != null ? threads : Runtime.getRuntime().availableProcessors(), force, cmd, scaling, outLayout,
                 conversion.pthKey, List.copyOf(conversion.components), cal != null);
-        Manifest m = cal == null ? new Converter(co, bar).convert(source, target)
+        Manifest m = cal == null ? new Converter(co, bar, partOf, dstArg).convert(source, target)
                 : convertCalibrated(source, target, co, bar, cal, cmd, out, err);
         double secs = (System.nanoTime() - t0) / 1e9;
         if (quiet) {
+            return ExitCodes.OK;
+        }
+        if (partOf != null) {
+            long shards = m.tensors().stream().map(Manifest.TensorRecord::file).distinct().count();
+            out.printf(Locale.ROOT, "part %s of %s -> %s: %d shard(s), %d tensors quantized, %d preserved, in %.2f s; "
+                    + "join the %d parts with: fp8q merge PART... DST%n", partOf, source, target, shards,
+                    m.totals().quantized(), m.totals().preserved(), secs, partOf.count());
             return ExitCodes.OK;
         }
         Path written = Converter.outputPath(source, target);

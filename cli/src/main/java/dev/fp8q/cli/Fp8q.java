@@ -34,6 +34,7 @@ public final class Fp8q {
         SUBCOMMANDS.put("plan", PlanCommand.class);
         SUBCOMMANDS.put("convert", ConvertCommand.class);
         SUBCOMMANDS.put("calibrate", CalibrateCommand.class);
+        SUBCOMMANDS.put("merge", MergeCommand.class);
         SUBCOMMANDS.put("dequantize", DequantizeCommand.class);
         SUBCOMMANDS.put("check", CheckCommand.class);
         SUBCOMMANDS.put("verify", VerifyCommand.class);

@@ -24,8 +24,8 @@ import dev.fp8q.formats.pth.PthFile;
 import dev.fp8q.formats.codec.Amax;
 import dev.fp8q.formats.codec.Elements;
 import dev.fp8q.formats.manifest.Manifest;
+import dev.fp8q.formats.manifest.PartManifest;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
-import dev.fp8q.formats.safetensors.ShardIndex;
 import dev.fp8q.formats.safetensors.TensorEntry;
 import dev.fp8q.formats.safetensors.TensorSpec;
 import java.lang.foreign.MemorySegment;
@@ -81,11 +81,23 @@ public final class Converter {
     private final Options options;
     private final Progress progress;
     private final ForkJoinPool pool;
+    private final PartOf partOf;
+    private final int dstArg;
 
     public Converter(Options options, Progress progress) {
+        this(options, progress, null, -1);
+    }
+
+    /**
+     * A converter that writes only part partOf of the output (null: all of it) into a partial-output folder for
+     * {@link Merger}. options.commandLine() is then the single run's command line, DST at index dstArg.
+     */
+    public Converter(Options options, Progress progress, PartOf partOf, int dstArg) {
         this.options = options;
         this.progress = progress;
         this.pool = new ForkJoinPool(Math.max(1, options.threads()));
+        this.partOf = partOf;
+        this.dstArg = dstArg;
     }
 
     /** The path a conversion of src into dst writes ({@link OutputGuard#outputPath}). */
@@ -110,9 +122,14 @@ public final class Converter {
                     + "with scale 1.0; use the default layout to keep layers in high precision");
         }
         boolean folder = Files.isDirectory(src);
-        Path target = outputPath(src, dst).toAbsolutePath().normalize();
-        Path manifestPath = folder ? target.resolve(Manifest.FILE) : Manifest.locate(target);
+        Path target = (partOf != null ? dst : outputPath(src, dst)).toAbsolutePath().normalize(); // a part is a folder
+        Path manifestPath = partOf != null ? target.resolve(PartManifest.FILE)
+                : folder ? target.resolve(Manifest.FILE) : Manifest.locate(target);
         guard(src, target, manifestPath);
+        if (partOf != null && folder && Files.exists(src.resolve(PartManifest.FILE))) {
+            throw new ConvertException(src.resolve(PartManifest.FILE) + ": SRC holds a part manifest, which the part written here would replace; "
+                    + "convert --part a folder without it");
+        }
         try (SourcePlan plan = SourcePlan.of(src, options.preset(), options.rules(), options.components(), options.pthKey())) {
             plan.requireWork(options.preset());
             plan.notes().forEach(progress::warn);
@@ -149,16 +166,22 @@ public final class Converter {
             Set<Path> consumed = new HashSet<>();
             List<Checkpoint> open = plan.converted().stream().map(SourcePlan.Part::checkpoint).toList();
             SourceSnapshot snapshot = SourceSnapshot.of(open);
+            Path srcRoot = src.toAbsolutePath().normalize();
+            Map<String, Integer> assigned = partOf == null ? null : assign(plan, folder, srcRoot);
             long total = 0;
             for (Checkpoint cp : open) {
                 if (cp.shards().getFirst() instanceof PthFile pth && !pth.skipped().isEmpty()) {
                     progress.warn(pth.path() + ": not tensors, not carried over: " + String.join(", ", pth.skipped()));
                 }
-                total += cp.totalBytes();
+                for (Checkpoint.Tensor t : cp.tensors()) {
+                    total += mine(assigned, sourceName(t.shard(), folder ? srcRoot : null)) ? t.entry().byteSize() : 0;
+                }
             }
             progress.start(total);
             Trace.mark("sources open");
-            Path srcRoot = src.toAbsolutePath().normalize();
+            List<PartManifest.Shard> shardPlan = new ArrayList<>();
+            List<PartManifest.ComponentOutput> outputs = new ArrayList<>();
+            ComponentFiles finish = new ComponentFiles(options.layout(), options.scaling(), progress);
             for (SourcePlan.Part part : plan.parts()) {
                 Path compPath = part.component().path().toAbsolutePath().normalize();
                 String srcRel = folder ? srcRoot.relativize(compPath).toString() : "";
@@ -167,15 +190,38 @@ public final class Converter {
                     continue;
                 }
                 Output o = outputOf(part, folder, target, srcRel);
-                Path out = o.dir().isEmpty() ? tmp : Files.createDirectories(tmp.resolve(o.dir()));
-                convertComponent(part, out, o, folder ? srcRoot : compPath.getParent(), sources, records);
-                part.checkpoint().shards().forEach(sh -> consumed.add(sh.path().toAbsolutePath().normalize()));
+                Checkpoint cp = part.checkpoint();
+                Path srcBase = folder ? srcRoot : compPath.getParent();
+                boolean writes = cp.shards().stream().anyMatch(sh -> mine(assigned, sourceName(sh, srcBase)));
+                Path out = o.dir().isEmpty() || !writes ? tmp.resolve(o.dir()) : Files.createDirectories(tmp.resolve(o.dir()));
+                List<String> outNames = convertComponent(part, out, o, srcBase, sources, records, assigned);
+                String dirPrefix = o.dir().isEmpty() ? "" : o.dir() + "/";
+                String index = cp.index().map(ix -> ix.file().getFileName().toString()).orElse(null);
+                Path config = part.component().path().resolve(LayoutConfig.CONFIG);
+                boolean hasConfig = o.file() == null && Files.isRegularFile(config);
+                boolean weightOnly = part.planner().preset().weightOnly();
+                if (partOf == null) {
+                    finish.write(out, part.name(), o.file(), index, weightOnly, hasConfig ? config : null, records);
+                } else {
+                    for (int i = 0; i < cp.shards().size(); i++) {
+                        TensorFile sh = cp.shards().get(i);
+                        String name = sourceName(sh, srcBase);
+                        shardPlan.add(new PartManifest.Shard(part.name(), name, Files.size(sh.path()),
+                                dirPrefix + outNames.get(i), assigned.get(name)));
+                    }
+                    outputs.add(new PartManifest.ComponentOutput(part.name(), o.dir(), o.file(),
+                            index == null ? null : dirPrefix + index, hasConfig, weightOnly));
+                }
+                cp.shards().forEach(sh -> consumed.add(sh.path().toAbsolutePath().normalize()));
                 components.add(new Manifest.ComponentRecord(part.name(), part.kind().label(), "converted", srcRel,
                         o.file() == null ? o.dir() : o.path()));
             }
             snapshot.verifyUnchanged();
-            if (folder) {
+            if (folder && (partOf == null || partOf.index() == 1)) { // part 1 carries every file not converted
                 TreeMirror.carry(src, tmp, consumed, SafetensorsWriter.syncs());
+            }
+            if (partOf != null) {
+                return writePart(tmp, target, folder, sources, components, records, shardPlan, outputs);
             }
             List<String> files = new ArrayList<>(OutputGuard.relativeFiles(tmp));
             if (folder) {
@@ -201,28 +247,6 @@ public final class Converter {
     }
 
     /**
-     * A single-file output (a file SRC, or a .pth converted beside its release's other files) has no folder of its
-     * own for the configs a layout writes: writing them beside it would replace the folder's own config.json. They
-     * are rendered in a scratch folder and the user is told what the runtime would have read.
-     */
-    private void singleFileConfigs(Path out, List<String> ignore) throws java.io.IOException {
-        Path scratch = Files.createTempDirectory(out, ".fp8q-config");
-        try {
-            new LayoutConfig(options.layout(), options.scaling(), s -> { }).write(null, scratch, ignore);
-            for (String name : List.of(LayoutConfig.CONFIG, LayoutConfig.MODELOPT_CONFIG)) {
-                Path f = scratch.resolve(name);
-                if (Files.isRegularFile(f)) {
-                    String json = Files.readString(f).replaceAll("\\s*\n\\s*", " ");
-                    progress.warn("a single-file output has no " + name + " of its own; --layout " + options.layout().id()
-                            + " runtimes read it from the model's folder: convert the folder, or add this to its " + name + ": " + json);
-                }
-            }
-        } finally {
-            FileTrees.delete(scratch);
-        }
-    }
-
-    /**
      * Where a converted component goes, relative to DST: dir ("" for DST itself) and, for a single-file output, the
      * file's name (a file SRC keeps DST's name; a .pth becomes a .safetensors beside where it was).
      */
@@ -232,9 +256,9 @@ public final class Converter {
         }
     }
 
-    private static Output outputOf(SourcePlan.Part part, boolean folder, Path target, String srcRel) {
-        if (!folder) {
-            return new Output("", target.getFileName().toString());
+    private Output outputOf(SourcePlan.Part part, boolean folder, Path target, String srcRel) {
+        if (!folder) { // a part keeps the source's name: merge renames it to DST's
+            return new Output("", partOf != null ? outputName(part.checkpoint().shards().getFirst()) : target.getFileName().toString());
         }
         if (part.component().isPth()) {
             Path parent = Path.of(srcRel).getParent();
@@ -243,14 +267,16 @@ public final class Converter {
         return new Output(srcRel, null);
     }
 
-    private void convertComponent(SourcePlan.Part part, Path out, Output o, Path srcRoot, List<Manifest.Source> sources,
-            List<Manifest.TensorRecord> records) throws Exception {
+    /**
+     * Converts the component's shards (only those of this part when assigned is not null) into out, adding every
+     * shard to sources and the written tensors to records. Returns each shard's output file name, in shard order.
+     */
+    private List<String> convertComponent(SourcePlan.Part part, Path out, Output o, Path srcRoot, List<Manifest.Source> sources,
+            List<Manifest.TensorRecord> records, Map<String, Integer> assigned) throws Exception {
         Checkpoint cp = part.checkpoint();
         Set<String> names = new HashSet<>();
         cp.tensors().forEach(t -> names.add(t.name()));
         Planner planner = part.planner();
-        Map<String, String> weightMap = new LinkedHashMap<>();
-        long totalOut = 0;
         boolean marker = options.layout() == Layout.COMFY_LEGACY;
         String legacyMarker = part.prefix() + Layout.LEGACY_MARKER;
         if (marker && names.contains(legacyMarker)) {
@@ -258,10 +284,9 @@ public final class Converter {
                     + "': the source already has a tensor of that name");
         }
         List<TensorFile> shards = cp.shards();
-        List<Path> targets = shards.stream().map(shard -> out.resolve(o.file() != null ? o.file() : outputName(shard))).toList();
+        List<String> outNames = shards.stream().map(shard -> o.file() != null ? o.file() : outputName(shard)).toList();
         for (TensorFile shard : shards) {
-            sources.add(new Manifest.Source(part.name(), srcRoot.relativize(shard.path().toAbsolutePath().normalize()).toString(),
-                    Files.size(shard.path())));
+            sources.add(new Manifest.Source(part.name(), sourceName(shard, srcRoot), Files.size(shard.path())));
         }
         // Shards at once, each tensor by tensor: one shard's final fsync then overlaps the next one's work, and
         // each file has its own writer (writes to one file go one at a time).
@@ -269,47 +294,73 @@ public final class Converter {
         List<Manifest.TensorRecord>[] converted = new List[shards.size()];
         ChunkBuffers.forEachIndex(pool, shards.size(), i -> {
             TensorFile shard = shards.get(i);
+            if (!mine(assigned, sourceName(shard, srcRoot))) {
+                converted[i] = List.of();
+                return;
+            }
             List<Checkpoint.Tensor> tensors = cp.tensors().stream().filter(t -> t.shard() == shard).toList();
-            converted[i] = convertShard(part.name(), tensors, planner, targets.get(i), names,
+            converted[i] = convertShard(part.name(), tensors, planner, out.resolve(outNames.get(i)), names,
                     marker && i == 0 ? legacyMarker : null); // the marker in the first shard only
         });
         String dirPrefix = o.dir().isEmpty() ? "" : o.dir() + "/";
         for (int i = 0; i < shards.size(); i++) {
-            Path target = targets.get(i);
-            List<Manifest.TensorRecord> shardRecords = converted[i];
-            for (Manifest.TensorRecord r : shardRecords) {
-                weightMap.put(r.name(), target.getFileName().toString());
-                totalOut += r.bytes();
-            }
-            for (Manifest.TensorRecord r : shardRecords) {
-                records.add(withFile(r, dirPrefix + target.getFileName()));
+            for (Manifest.TensorRecord r : converted[i]) {
+                records.add(withFile(r, dirPrefix + outNames.get(i)));
             }
         }
-        if (cp.index().isPresent()) {
-            ShardIndex.write(out.resolve(cp.index().get().file().getFileName().toString()), totalOut, weightMap);
-        }
-        if (planner.preset().weightOnly()) {
-            return; // weight-only storage runs no FP8 GEMM: no runtime is told to quantize, config.json is carried as it is
-        }
-        if (o.file() != null) {
-            singleFileConfigs(out, preservedLinears(records, part.name()));
-            return;
-        }
-        Path config = part.component().path().resolve(LayoutConfig.CONFIG);
-        new LayoutConfig(options.layout(), options.scaling(), progress::warn)
-                .write(Files.isRegularFile(config) ? config : null, out, preservedLinears(records, part.name()));
+        return outNames;
     }
 
-    /** Module names of the component's preserved 2-D ".weight" tensors: the layouts' ignore lists. */
-    public static List<String> preservedLinears(List<Manifest.TensorRecord> records, String component) {
-        List<String> out = new ArrayList<>();
-        for (Manifest.TensorRecord r : records) {
-            if (r.component().equals(component) && r.action().equals("preserve") && r.name().endsWith(".weight")
-                    && r.shape() != null && r.shape().size() == 2) {
-                out.add(ComfyMetadata.layerOf(r.name()));
+    /** Every converted shard's part: {@link PartOf#assign} over the shards of all converted components. */
+    private Map<String, Integer> assign(SourcePlan plan, boolean folder, Path srcRoot) throws java.io.IOException {
+        Map<String, Long> sizes = new LinkedHashMap<>();
+        for (SourcePlan.Part part : plan.converted()) {
+            for (TensorFile sh : part.checkpoint().shards()) {
+                sizes.put(sourceName(sh, folder ? srcRoot : null), Files.size(sh.path()));
             }
         }
-        return out;
+        return PartOf.assign(sizes, partOf.count());
+    }
+
+    /**
+     * Publishes a partial output: this part's shards (and, for part 1, every file not converted), with
+     * fp8q-part.json saying which part of which plan it is and what merge needs to finish the output.
+     */
+    private Manifest writePart(Path tmp, Path target, boolean folder, List<Manifest.Source> sources,
+            List<Manifest.ComponentRecord> components, List<Manifest.TensorRecord> records,
+            List<PartManifest.Shard> shards, List<PartManifest.ComponentOutput> outputs) throws Exception {
+        List<String> files = new ArrayList<>(OutputGuard.relativeFiles(tmp));
+        files.add(PartManifest.FILE);
+        Map<String, Object> settings = settings();
+        Manifest m = new Manifest(Manifest.TOOL, VERSION, null, sources, settings, components,
+                files.stream().sorted().toList(), records, totals(records));
+        Map<String, Object> planned = new LinkedHashMap<>();
+        planned.put("version", VERSION);
+        planned.put("parts", partOf.count());
+        planned.put("sources", sources);
+        planned.put("settings", settings);
+        planned.put("components", components);
+        planned.put("key", options.pthKey() == null ? "" : options.pthKey());
+        planned.put("file_output", !folder);
+        String fingerprint = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+                .digest(Manifest.JSON.writeValueAsBytes(planned))).substring(0, 16);
+        new PartManifest(Manifest.TOOL, VERSION, partOf.index(), partOf.count(), fingerprint, options.commandLine(), dstArg,
+                !folder, shards, outputs, m).write(tmp.resolve(PartManifest.FILE));
+        FileTrees.publish(tmp, target);
+        Trace.mark("published");
+        progress.done();
+        return m;
+    }
+
+    /** A shard as the manifest's sources name it: relative to SRC (a file SRC: its name). */
+    private static String sourceName(TensorFile shard, Path srcRoot) {
+        Path p = shard.path().toAbsolutePath().normalize();
+        return srcRoot == null ? p.getFileName().toString() : srcRoot.relativize(p).toString();
+    }
+
+    /** Whether this run writes the shard: always, unless it is one part of several and the shard is another's. */
+    private boolean mine(Map<String, Integer> assigned, String shard) {
+        return assigned == null || assigned.get(shard) == partOf.index();
     }
 
     /**
@@ -324,7 +375,7 @@ public final class Converter {
         return n.endsWith(".safetensors") ? n : n + ".safetensors";
     }
 
-    private static Manifest.TensorRecord withFile(Manifest.TensorRecord r, String file) {
+    static Manifest.TensorRecord withFile(Manifest.TensorRecord r, String file) {
         return new Manifest.TensorRecord(r.name(), r.component(), file, r.sourceDtype(), r.sourceShape(), r.dtype(),
                 r.shape(), r.action(), r.rule(), r.scale(), r.scaleTensor(), r.amax(), r.sqnrDb(), r.underflow(),
                 r.crc32c(), r.bytes());
@@ -485,6 +536,12 @@ public final class Converter {
 
     private Manifest manifest(List<Manifest.Source> sources, List<Manifest.ComponentRecord> components,
             List<String> files, List<Manifest.TensorRecord> records) {
+        return new Manifest(Manifest.TOOL, VERSION, options.commandLine(), sources, settings(), components, files, records,
+                totals(records));
+    }
+
+    /** The options that decide the output's bytes, as the manifest records them. */
+    private Map<String, Object> settings() {
         Map<String, Object> settings = new LinkedHashMap<>();
         settings.put("preset", options.preset());
         settings.put("components", options.components());
@@ -495,6 +552,10 @@ public final class Converter {
         settings.put("nonfinite", options.nonFinitePreserve() ? "preserve" : "refuse");
         settings.put("ignore", options.rules().ignore().stream().map(Object::toString).toList());
         settings.put("quantize", options.rules().quantize().stream().map(Object::toString).toList());
+        return settings;
+    }
+
+    static Manifest.Totals totals(List<Manifest.TensorRecord> records) {
         int q = 0;
         int p = 0;
         long outBytes = 0;
@@ -513,8 +574,7 @@ public final class Converter {
                 srcBytes += n * DType.valueOf(r.sourceDtype()).bits() / 8;
             }
         }
-        return new Manifest(Manifest.TOOL, VERSION, options.commandLine(), sources, settings, components, files, records,
-                new Manifest.Totals(records.size(), q, p, srcBytes, outBytes));
+        return new Manifest.Totals(records.size(), q, p, srcBytes, outBytes);
     }
 
     /**

@@ -1,6 +1,7 @@
 package dev.fp8q.formats;
 
 import dev.fp8q.formats.manifest.Manifest;
+import dev.fp8q.formats.manifest.PartManifest;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
@@ -31,11 +32,16 @@ public final class OutputGuard {
      * extension added when out lacks it). A file in with an existing folder out is refused: a file gives a file.
      */
     public static Path outputPath(Path in, Path out) throws RefusedException {
-        if (Files.isDirectory(in)) {
+        return outputPath(Files.isDirectory(in), in.getFileName().toString(), out);
+    }
+
+    /** {@link #outputPath(Path, Path)} for an input known by kind and name (merge: the SRC its parts came from). */
+    public static Path outputPath(boolean folder, String inName, Path out) throws RefusedException {
+        if (folder) {
             return out;
         }
         if (Files.isDirectory(out)) {
-            String stem = in.getFileName().toString().replaceFirst("\\.(safetensors|pth|pt)$", "");
+            String stem = inName.replaceFirst("\\.(safetensors|pth|pt)$", "");
             throw new RefusedException(out + " is a folder, and a file gives a file: name the output file, e.g. "
                     + out.resolve(stem + "-" + (stem.contains("fp8") ? "bf16" : "fp8") + ".safetensors"));
         }
@@ -48,21 +54,8 @@ public final class OutputGuard {
      * @param manifest where DST's manifest is or would be (a file output's lies beside it)
      */
     public static void check(Path src, Path dst, Path manifest, boolean force) throws RefusedException, IOException {
-        Path d = real(dst);
         if (src != null) {
-            Path s = real(src);
-            if (s.equals(d)) {
-                throw new RefusedException(dst + ": DST is SRC; name a new path for the output");
-            }
-            if (s.startsWith(d)) {
-                throw new RefusedException(dst + ": DST holds SRC (" + src + "); name a new path for the output");
-            }
-            if (d.startsWith(s)) {
-                throw new RefusedException(dst + ": DST must not be inside SRC (" + src + ")");
-            }
-            if (real(manifest).startsWith(s)) {
-                throw new RefusedException(manifest + ": the manifest would be written inside SRC");
-            }
+            checkApart(src, dst, manifest);
         }
         boolean dstExists = Files.exists(dst, LinkOption.NOFOLLOW_LINKS);
         boolean manifestExists = !Files.isDirectory(dst) && Files.exists(manifest, LinkOption.NOFOLLOW_LINKS);
@@ -83,13 +76,33 @@ public final class OutputGuard {
         }
     }
 
+    /** Refuses a DST that is src, holds it or lies inside it, or a manifest that would be written inside src. */
+    public static void checkApart(Path src, Path dst, Path manifest) throws RefusedException, IOException {
+        Path d = real(dst);
+        Path s = real(src);
+        if (s.equals(d)) {
+            throw new RefusedException(dst + ": DST is SRC; name a new path for the output");
+        }
+        if (s.startsWith(d)) {
+            throw new RefusedException(dst + ": DST holds SRC (" + src + "); name a new path for the output");
+        }
+        if (d.startsWith(s)) {
+            throw new RefusedException(dst + ": DST must not be inside SRC (" + src + ")");
+        }
+        if (real(manifest).startsWith(s)) {
+            throw new RefusedException(manifest + ": the manifest would be written inside SRC");
+        }
+    }
+
     private static void checkFolder(Path dst) throws RefusedException, IOException {
         List<String> present = relativeFiles(dst);
         if (present.isEmpty()) {
             return;
         }
         Path mf = dst.resolve(Manifest.FILE);
-        Manifest m = earlier(mf, dst + " holds files but no fp8q manifest (" + show(present) + ")");
+        Path part = dst.resolve(PartManifest.FILE);
+        Manifest m = !Files.exists(mf) && Files.isRegularFile(part) ? earlierPart(part)
+                : earlier(mf, dst + " holds files but no fp8q manifest (" + show(present) + ")");
         if (m.files() == null) {
             return; // an output of fp8q 0.1.0, which wrote only its own files
         }
@@ -114,6 +127,16 @@ public final class OutputGuard {
         if (!names) {
             throw new RefusedException(dst + ": the manifest beside it (" + manifest.getFileName()
                     + ") does not name it: not replaced");
+        }
+    }
+
+    /** A partial output of convert --part: its manifest lists its files, fp8q-part.json among them. */
+    private static Manifest earlierPart(Path part) throws RefusedException {
+        try {
+            return PartManifest.read(part).manifest();
+        } catch (FormatException e) {
+            throw new RefusedException(part.getParent() + " holds files and a broken " + PartManifest.FILE + ": not replaced ("
+                    + e.getMessage() + ")");
         }
     }
 

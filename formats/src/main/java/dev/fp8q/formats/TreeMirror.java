@@ -60,6 +60,14 @@ public final class TreeMirror {
         return carried;
     }
 
+    /**
+     * Puts a file at target by a hard link where the file system allows, else by a copy (fsynced with sync): for
+     * files that nobody edits in place, such as the shards of a partial output that merge assembles.
+     */
+    public static void link(Path file, Path target, boolean sync) throws IOException {
+        place(file.toRealPath(), target, Long.MAX_VALUE, sync);
+    }
+
     private static void place(Path real, Path target, long size, boolean sync) throws IOException {
         if (size >= LINK_AT) {
             try {

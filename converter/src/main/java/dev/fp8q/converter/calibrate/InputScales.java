@@ -230,7 +230,7 @@ public final class InputScales {
         Files.deleteIfExists(compTmp.resolve(LayoutConfig.CONFIG)); // links: written anew, never through
         Files.deleteIfExists(compTmp.resolve(LayoutConfig.MODELOPT_CONFIG));
         new LayoutConfig(layout, scaling, warn, true).write(Files.isRegularFile(config) ? config : null, compTmp,
-                Converter.preservedLinears(records, component));
+                dev.fp8q.converter.ComponentFiles.preservedLinears(records, component));
     }
 
     private static List<Long> boxed(long[] shape) {
