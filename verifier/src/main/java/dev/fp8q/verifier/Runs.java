@@ -33,6 +33,14 @@ record Runs(RunWeights reference, RunWeights weightOnly, RunWeights w8a8, RunWei
         Fp8Weights weightOnly = new Fp8Weights(fp8, false);
         Fp8Weights w8a8 = new Fp8Weights(fp8, true);
         ProbedWeights.Prober cpu = ProbedWeights.cpu(weightOnly);
+        for (String n : fp8.fp8Names()) {
+            if (fp8.scales(n).granularity() == ScaleGrid.Granularity.MX) {
+                notes.add("MXFP8 Linears: the MX GEMM simulated exactly in float32 on the CPU (weights as stored, W8A8 "
+                        + "inputs MX-quantized per 32 values along K with E8M0 scales); Hopper GPUs such as the H200 have no "
+                        + "MX tensor cores (Blackwell's), so no hardware run of them");
+                break;
+            }
+        }
         if (device == null) {
             return new Runs(reference, weightOnly, w8a8, null, cpu, null, null);
         }

@@ -3,6 +3,7 @@ package dev.fp8q.verifier.run;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.verifier.weights.ActivationQuantizer;
 import dev.fp8q.verifier.weights.Fp8Checkpoint;
+import dev.fp8q.verifier.weights.ScaleGrid;
 
 /**
  * The FP8 checkpoint's weights as a runtime computes with them: weight-only (dequantized FP8 weights,
@@ -37,7 +38,7 @@ public final class Fp8Weights implements RunWeights {
     @Override
     public float[] linear(String base, float[] x, int rows) throws FormatException {
         String weight = base + ".weight";
-        float[] input = quantizeActivations && fp8.isFp8(weight) ? ActivationQuantizer.quantizeDequantize(x) : x;
+        float[] input = quantizeActivations && fp8.isFp8(weight) ? activations(weight, x, rows) : x;
         return Linear.apply(input, rows, fp8.values(weight), outFeatures(weight), bias(base));
     }
 
@@ -48,7 +49,13 @@ public final class Fp8Weights implements RunWeights {
         float[] bias = bias(base);
         int out = outFeatures(weight);
         return new float[][] {Linear.apply(x, rows, w, out, bias),
-                Linear.apply(ActivationQuantizer.quantizeDequantize(x), rows, w, out, bias)};
+                Linear.apply(activations(weight, x, rows), rows, w, out, bias)};
+    }
+
+    /** The FP8 GEMM's input: per-tensor E4M3, or MXFP8 (32-blocks along K) beside MX-scaled weights. */
+    private float[] activations(String weight, float[] x, int rows) throws FormatException {
+        return fp8.scales(weight).granularity() == ScaleGrid.Granularity.MX
+                ? ActivationQuantizer.mxQuantizeDequantize(x, x.length / rows) : ActivationQuantizer.quantizeDequantize(x);
     }
 
     private int outFeatures(String weight) throws FormatException {
