@@ -12,6 +12,7 @@ import dev.fp8q.formats.safetensors.SafetensorsFile;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
 import dev.fp8q.formats.safetensors.TensorEntry;
 import dev.fp8q.formats.safetensors.TensorSpec;
+import dev.fp8q.formats.testing.EdgeValues;
 import dev.fp8q.formats.testing.PythonReference;
 import java.io.IOException;
 import java.io.InputStream;
@@ -120,6 +121,71 @@ class ConvertLayoutsTest {
             assertEquals("ok " + c.quantized(), out.strip(), c.toString());
             asForeignCheckpoint(src, dst, c);
         }
+    }
+
+    /**
+     * MXFP8 source: sides multiples of 32 and not (kept: the input side must be, and for ComfyUI the output side
+     * too), BF16, F16 and F32, and blocks of zeros, subnormals, huge values, exact powers of two and values that
+     * saturate (EdgeValues).
+     */
+    static Path mxSource(Path dir) throws Exception {
+        Path src = Files.createDirectories(dir.resolve("mxsrc"));
+        List<TensorSpec> specs = List.of(
+                new TensorSpec("layers.0.self_attn.q_proj.weight", DType.BF16, new long[] {256, 160}),
+                new TensorSpec("layers.0.self_attn.k_proj.weight", DType.F16, new long[] {136, 96}), // comfy: 136 rows
+                new TensorSpec("layers.0.mlp.fc1.weight", DType.F32, new long[] {64, 288}),
+                new TensorSpec("layers.0.mlp.fc2.weight", DType.BF16, new long[] {64, 48}), // 48 inputs: kept
+                new TensorSpec("layers.0.norm.weight", DType.BF16, new long[] {160}));
+        try (Arena arena = Arena.ofConfined();
+                SafetensorsWriter w = SafetensorsWriter.create(src.resolve("model.safetensors"), Map.of(), specs)) {
+            for (TensorSpec t : specs) {
+                long rows = t.shape()[0];
+                long cols = t.shape().length > 1 ? t.shape()[1] : 1;
+                w.write(t.name(), EdgeValues.source(arena, t.dtype(), rows, cols, rows + cols));
+            }
+            w.commit();
+        }
+        Files.writeString(src.resolve("config.json"), "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 160}");
+        return src;
+    }
+
+    @Test
+    void mxfp8IsExactInTheLayoutsThatReadItAndRefusedElsewhere(@TempDir Path dir) throws Exception {
+        Path src = mxSource(dir);
+        Path plain = source(dir); // ordinary magnitudes (the edge source's Linears overflow float32 on N(0,1) inputs)
+        String script = script();
+        for (Case c : List.of(new Case("comfy", "mx", false, "f32", 2), new Case("compressed-tensors", "mx", false, "f32", 3),
+                new Case("modelopt", "mx", false, "f32", 3))) {
+            Path dst = dir.resolve(c.layout() + "-mx");
+            CliRun r = CliRun.of("convert", "--quiet", "--layout", c.layout(), "--scaling", "mx", src.toString(), dst.toString());
+            assertEquals(0, r.code(), c + ": " + r.err());
+            Manifest m = Manifest.read(dst.resolve(Manifest.FILE));
+            assertEquals("mx", m.settings().get("scaling"));
+            assertEquals("e8m0", m.settings().get("scale_dtype"));
+            assertTrue(m.tensors().stream().anyMatch(t -> "layout:mx-needs-in-multiple-of-32".equals(t.rule())),
+                    c + ": " + m.tensors().stream().map(t -> t.name() + "=" + t.rule()).toList());
+            assertEquals(0, CliRun.of("check", dst.toString()).code(), c + ": check");
+            String out = PythonReference.run(script, src.resolve("model.safetensors").toString(), dst.toString(), c.layout(),
+                    "mx", "false", "f32");
+            assertEquals("ok " + c.quantized(), out.strip(), c.toString());
+            Path plainDst = dir.resolve(c.layout() + "-mx-plain");
+            assertEquals(0, CliRun.of("convert", "--quiet", "--layout", c.layout(), "--scaling", "mx", plain.toString(),
+                    plainDst.toString()).code(), c.toString());
+            assertEquals("ok 1", PythonReference.run(script, plain.resolve("model.safetensors").toString(), plainDst.toString(),
+                    c.layout(), "mx", "false", "f32").strip(), c + ": o_proj, the one Linear with 32-multiple sides");
+            asForeignCheckpoint(plain, plainDst, c);
+        }
+        for (String layout : List.of("comfy-legacy", "hf-fp8", "vllm-fp8")) {
+            Path dst = dir.resolve(layout + "-mx");
+            CliRun r = CliRun.of("convert", "--layout", layout, "--scaling", "mx", src.toString(), dst.toString());
+            assertEquals(2, r.code(), layout);
+            assertTrue(r.err().contains("cannot express mx scaling") && r.err().strip().lines().count() == 1, r.err());
+            assertFalse(Files.exists(dst), layout + ": nothing written");
+        }
+        CliRun bf16 = CliRun.of("convert", "--layout", "modelopt", "--scaling", "mx", "--scale-dtype", "bf16", src.toString(),
+                dir.resolve("bf16-mx").toString());
+        assertEquals(2, bf16.code());
+        assertTrue(bf16.err().contains("E8M0"), bf16.err());
     }
 
     /** Without fp8q's manifest, as if another tool wrote it: verify passes, dequantize drops every scale. */
