@@ -15,12 +15,24 @@ import java.util.concurrent.ForkJoinPool;
  * copy of it. Dividing by a power of two and multiplying by its reciprocal (2^-e, a float32 normal for every e)
  * give the same correctly rounded quotient, so the codes are exactly encode(x / 2^e) as {@link GridQuantizer}
  * writes them; for BF16 the quotient x * 2^-e is again a BF16 pattern (or below 2^-126, which encodes to a signed
- * zero either way), so one 64 KiB table at scale 1 encodes every block. Figures are summed per element in float64
- * in element order.
+ * zero either way), so one 64 KiB table at scale 1 encodes every block, and two more give its figures. F16 and F32
+ * figures are summed per element in float64 in element order.
  */
 final class MxQuantizer {
 
     private static final byte[] BF16_UNIT = E4M3Table.build(DType.BF16, 1f);
+    /** For a BF16 quotient pattern q: q^2 and (q - decode(encode(q)))^2, exact in float32 (q has 8 significant bits). */
+    private static final float[] BF16_SIGNAL = new float[65536];
+    private static final float[] BF16_NOISE = new float[65536];
+
+    static {
+        for (int b = 0; b < 65536; b++) {
+            float q = Elements.bf16ToFloat((short) b);
+            float err = Float.isFinite(q) ? Math.abs(q) - Math.abs(E4M3.decode(BF16_UNIT[b])) : 0f;
+            BF16_SIGNAL[b] = Float.isFinite(q) ? q * q : 0f;
+            BF16_NOISE[b] = err * err;
+        }
+    }
 
     private final ForkJoinPool pool;
 
@@ -45,9 +57,12 @@ final class MxQuantizer {
             ChunkStats s = new ChunkStats();
             int amaxBits = 0;
             for (long r = from / cols; r * cols < to; r++) {
-                int rowMax = dtype == DType.F32
-                        ? floatRow(src, r * cols, cols, row, scales, (int) (r * gridCols), s, nonFinite)
-                        : halfRow(src, dtype, r * cols, cols, row, scales, (int) (r * gridCols), s, nonFinite);
+                int at = (int) (r * gridCols);
+                int rowMax = switch (dtype) {
+                    case F32 -> floatRow(src, r * cols, cols, row, scales, at, s, nonFinite);
+                    case BF16 -> bf16Row(src, r * cols, cols, row, scales, at, s);
+                    default -> halfRow(src, dtype, r * cols, cols, row, scales, at, s, nonFinite);
+                };
                 if (rowMax < 0) {
                     throw new NonFiniteException(name, Amax.of(src, dtype).nonFinite());
                 }
@@ -67,7 +82,81 @@ final class MxQuantizer {
         return new QuantResult(amax, scales, total.signal, total.noise, total.nonzero, total.underflow);
     }
 
-    /** One BF16 / F16 row: codes into row.codes, scales into scales[at..]; the row's max magnitude bits, or -1 for NaN/Inf. */
+    /**
+     * One BF16 row by tables: the quotient's BF16 pattern gives its code and its figures in units of the block
+     * scale (q^2 and the error squared, summed per block in float32 with 4 accumulators, then times 4^e in float64).
+     * A quotient below 2^-126 reads as its truncated BF16 pattern: code zero as it should, its energy ~1e-76 of
+     * the block's. Returns the row's max magnitude bits, or -1 for NaN/Inf.
+     */
+    private static int bf16Row(MemorySegment src, long first, int cols, Row row, float[] scales, int at, ChunkStats s) {
+        short[] v = row.halves;
+        byte[] codes = row.codes;
+        int[] qb = row.patterns;
+        MemorySegment.copy(src, Elements.SHORT, 2 * first, v, 0, cols);
+        int rowMax = 0;
+        double signal = 0;
+        double noise = 0;
+        long nonzero = 0;
+        long underflow = 0;
+        for (int c0 = 0, b = at; c0 < cols; c0 += Scaling.MX_BLOCK, b++) {
+            int c1 = Math.min(cols, c0 + Scaling.MX_BLOCK);
+            int max = 0;
+            for (int j = c0; j < c1; j++) {
+                max = Math.max(max, v[j] & 0x7FFF);
+            }
+            if (max >= 0x7F80) {
+                return -1;
+            }
+            rowMax = Math.max(rowMax, max);
+            int e = Scaling.mxExponent(Elements.bf16ToFloat((short) max));
+            float inverse = Math.scalb(1f, -e);
+            scales[b] = Math.scalb(1f, e);
+            for (int j = c0; j < c1; j++) {
+                qb[j] = Float.floatToRawIntBits(Float.intBitsToFloat(v[j] << 16) * inverse) >>> 16;
+            }
+            float s0 = 0, s1 = 0, n0 = 0, n1 = 0;
+            int nz = 0;
+            int uf = 0;
+            int j = c0;
+            for (; j + 1 < c1; j += 2) {
+                int a = qb[j];
+                int c = qb[j + 1];
+                byte ca = BF16_UNIT[a];
+                byte cc = BF16_UNIT[c];
+                codes[j] = ca;
+                codes[j + 1] = cc;
+                s0 += BF16_SIGNAL[a];
+                s1 += BF16_SIGNAL[c];
+                n0 += BF16_NOISE[a];
+                n1 += BF16_NOISE[c];
+                int za = (v[j] & 0x7FFF) != 0 ? 1 : 0;
+                int zc = (v[j + 1] & 0x7FFF) != 0 ? 1 : 0;
+                nz += za + zc;
+                uf += (za & ((ca & 0x7F) == 0 ? 1 : 0)) + (zc & ((cc & 0x7F) == 0 ? 1 : 0));
+            }
+            for (; j < c1; j++) {
+                byte ca = BF16_UNIT[qb[j]];
+                codes[j] = ca;
+                s0 += BF16_SIGNAL[qb[j]];
+                n0 += BF16_NOISE[qb[j]];
+                int za = (v[j] & 0x7FFF) != 0 ? 1 : 0;
+                nz += za;
+                uf += za & ((ca & 0x7F) == 0 ? 1 : 0);
+            }
+            double unit = Math.scalb(1.0, 2 * e);
+            signal += ((double) s0 + s1) * unit;
+            noise += ((double) n0 + n1) * unit;
+            nonzero += nz;
+            underflow += uf;
+        }
+        s.signal += signal;
+        s.noise += noise;
+        s.nonzero += nonzero;
+        s.underflow += underflow;
+        return rowMax;
+    }
+
+    /** One F16 row: codes into row.codes, scales into scales[at..]; the row's max magnitude bits, or -1 for NaN/Inf. */
     private static int halfRow(MemorySegment src, DType dtype, long first, int cols, Row row, float[] scales, int at,
             ChunkStats s, int nonFinite) {
         short[] v = row.halves;
@@ -163,11 +252,13 @@ final class MxQuantizer {
     private static final class Row {
         short[] halves = new short[0];
         float[] floats = new float[0];
+        int[] patterns = new int[0];
         byte[] codes = new byte[0];
 
         Row fit(int cols) {
             if (codes.length < cols) {
                 halves = new short[cols];
+                patterns = new int[cols];
                 floats = new float[cols];
                 codes = new byte[cols];
             }

@@ -142,6 +142,21 @@ public record Scaling(Granularity granularity, boolean pow2, boolean bf16Scales)
         };
     }
 
+    /** The index in {@link #grid}'s row-major scales of element (r, c) of a weight with cols columns. */
+    public long scaleIndex(long r, long c, long cols) {
+        return switch (granularity) {
+            case TENSOR -> 0;
+            case CHANNEL -> r;
+            case BLOCK -> (r / BLOCK) * ceil(cols, BLOCK) + c / BLOCK;
+            case MX -> r * ceil(cols, MX_BLOCK) + c / MX_BLOCK;
+        };
+    }
+
+    /** Bytes of one stored scale: an E8M0 byte for MX, else F32 or BF16. */
+    public int scaleBytes() {
+        return scaleDType().bits() / 8;
+    }
+
     static long ceil(long a, long b) {
         return (a + b - 1) / b;
     }
