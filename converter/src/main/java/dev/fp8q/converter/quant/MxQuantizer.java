@@ -8,6 +8,9 @@ import dev.fp8q.formats.codec.Elements;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.concurrent.ForkJoinPool;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * MXFP8 quantization (OCP MX v1.0): every row of the [rows, cols] view in blocks of 32 values, each block with
@@ -85,8 +88,8 @@ final class MxQuantizer {
     /**
      * One BF16 row by tables: the quotient's BF16 pattern gives its code and its figures in units of the block
      * scale (q^2 and the error squared, summed per block in float32 with 4 accumulators, then times 4^e in float64).
-     * A quotient below 2^-126 reads as its truncated BF16 pattern: code zero as it should, its energy ~1e-76 of
-     * the block's. Returns the row's max magnitude bits, or -1 for NaN/Inf.
+     * A quotient below 2^-126 reads as a signed zero: code zero as it should, its energy (~1e-76 of the block's)
+     * left out of the figures. Returns the row's max magnitude bits, or -1 for NaN/Inf.
      */
     private static int bf16Row(MemorySegment src, long first, int cols, Row row, float[] scales, int at, ChunkStats s) {
         short[] v = row.halves;
@@ -100,19 +103,20 @@ final class MxQuantizer {
         long underflow = 0;
         for (int c0 = 0, b = at; c0 < cols; c0 += Scaling.MX_BLOCK, b++) {
             int c1 = Math.min(cols, c0 + Scaling.MX_BLOCK);
-            int max = 0;
-            for (int j = c0; j < c1; j++) {
-                max = Math.max(max, v[j] & 0x7FFF);
-            }
+            int max = blockMax(v, c0, c1);
             if (max >= 0x7F80) {
                 return -1;
             }
             rowMax = Math.max(rowMax, max);
             int e = Scaling.mxExponent(Elements.bf16ToFloat((short) max));
-            float inverse = Math.scalb(1f, -e);
             scales[b] = Math.scalb(1f, e);
-            for (int j = c0; j < c1; j++) {
-                qb[j] = Float.floatToRawIntBits(Float.intBitsToFloat(v[j] << 16) * inverse) >>> 16;
+            if (e >= SHIFT_MIN_EXP) {
+                quotientsByShift(v, qb, c0, c1, e << 7);
+            } else {
+                float inverse = Math.scalb(1f, -e);
+                for (int j = c0; j < c1; j++) {
+                    qb[j] = Float.floatToRawIntBits(Float.intBitsToFloat(v[j] << 16) * inverse) >>> 16;
+                }
             }
             float s0 = 0, s1 = 0, n0 = 0, n1 = 0;
             int nz = 0;
@@ -154,6 +158,42 @@ final class MxQuantizer {
         s.nonzero += nonzero;
         s.underflow += underflow;
         return rowMax;
+    }
+
+    private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
+
+    /** The largest magnitude pattern of v[from, to): two 16-lane vectors for a whole block (the scalar loop costs 2 cycles a value). */
+    private static int blockMax(short[] v, int from, int to) {
+        if (to - from == Scaling.MX_BLOCK) {
+            return ShortVector.fromArray(S256, v, from).and((short) 0x7FFF)
+                    .max(ShortVector.fromArray(S256, v, from + 16).and((short) 0x7FFF))
+                    .reduceLanes(VectorOperators.MAX);
+        }
+        int max = 0;
+        for (int j = from; j < to; j++) {
+            max = Math.max(max, v[j] & 0x7FFF);
+        }
+        return max;
+    }
+
+    /**
+     * Below this block exponent a BF16 subnormal x can give a quotient x / 2^e of 2^-10 or more (a nonzero code):
+     * those rare blocks multiply in float32.
+     */
+    private static final int SHIFT_MIN_EXP = -116;
+
+    /**
+     * x / 2^e for BF16 patterns by subtracting e from the exponent field: exact while the quotient is a normal
+     * number. A quotient below 2^-126, or a subnormal x (with e >= -116 its quotient is below 2^-10), encodes to a
+     * signed zero: the pattern's magnitude becomes 0. No overflow: every |x| < 2^(e + 9), so the quotient's field
+     * stays at most 135.
+     */
+    private static void quotientsByShift(short[] v, int[] qb, int from, int to, int shift) {
+        for (int j = from; j < to; j++) {
+            int mag = v[j] & 0x7FFF;
+            int q = mag - shift;
+            qb[j] = (v[j] & 0x8000) | (mag >= 0x80 && q >= 0x80 ? q : 0);
+        }
     }
 
     /** One F16 row: codes into row.codes, scales into scales[at..]; the row's max magnitude bits, or -1 for NaN/Inf. */
