@@ -202,6 +202,41 @@ class ConvertLayoutsTest {
         }
     }
 
+    /** An MX scale byte changed: verify names the weight (exit 1); a NaN byte (0xFF) is bad input (exit 2, one line). */
+    @Test
+    void aDamagedMxScaleFailsVerifyAndANanScaleIsRefused(@TempDir Path dir) throws Exception {
+        Path src = source(dir);
+        Path dst = dir.resolve("o");
+        assertEquals(0, CliRun.of("convert", "--quiet", "--layout", "modelopt", "--scaling", "mx", src.toString(),
+                dst.toString()).code());
+        Files.delete(dst.resolve(Manifest.FILE));
+        long pos;
+        try (SafetensorsFile f = SafetensorsFile.open(dst.resolve("model.safetensors"))) {
+            TensorEntry e = f.tensor("layers.0.self_attn.o_proj.weight_scale").orElseThrow();
+            assertEquals(DType.U8, e.dtype());
+            assertEquals(List.of(256L, 4L), Arrays.stream(e.shape()).boxed().toList());
+            pos = f.header().dataStart() + e.begin() + 4 * 100 + 2; // row 100, values 64..95
+        }
+        try (RandomAccessFile raf = new RandomAccessFile(dst.resolve("model.safetensors").toFile(), "rw")) {
+            raf.seek(pos);
+            int b = raf.read();
+            raf.seek(pos);
+            raf.write(b + 1); // twice the scale
+        }
+        CliRun r = CliRun.of("verify", src.toString(), dst.toString());
+        assertEquals(1, r.code(), r.out());
+        assertTrue(r.out().contains("layers.0.self_attn.o_proj.weight"), r.out());
+        try (RandomAccessFile raf = new RandomAccessFile(dst.resolve("model.safetensors").toFile(), "rw")) {
+            raf.seek(pos);
+            raf.write(0xFF);
+        }
+        CliRun nan = CliRun.of("dequantize", dst.toString(), dir.resolve("d").toString());
+        assertEquals(2, nan.code(), nan.out() + nan.err());
+        assertTrue(nan.err().contains("layers.0.self_attn.o_proj.weight_scale") && nan.err().contains("NaN")
+                && nan.err().contains("model.safetensors") && nan.err().strip().lines().count() == 1, nan.err());
+        assertFalse(Files.exists(dir.resolve("d")), "no partial output");
+    }
+
     @Test
     void aDamagedBlockScaleFailsVerify(@TempDir Path dir) throws Exception {
         Path src = source(dir);
