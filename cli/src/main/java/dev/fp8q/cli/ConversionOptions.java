@@ -27,7 +27,8 @@ final class ConversionOptions {
     Path rules;
 
     @Option(names = "--scaling", defaultValue = "tensor", paramLabel = "GRANULARITY",
-            description = "tensor, channel (one scale per output row) or block (128x128 tiles) (default: ${DEFAULT-VALUE})")
+            description = "tensor, channel (one scale per output row), block (128x128 tiles) or mx (MXFP8: one E8M0 scale per 32 "
+                    + "values of a row; layouts comfy, compressed-tensors, modelopt) (default: ${DEFAULT-VALUE})")
     String scaling;
 
     @Option(names = "--pow2-scales", description = "Round each scale up to a power of two (Transformer Engine's block recipe).")

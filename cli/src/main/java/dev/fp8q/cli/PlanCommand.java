@@ -60,6 +60,26 @@ final class PlanCommand implements Callable<Integer> {
             description = "--budget-db: also plot memory saved against end-to-end SQNR as layers are kept (SVG; more chained runs)")
     Path curve;
 
+    @Option(names = "--scalings", split = ",", paramLabel = "SCALING",
+            description = "--compare: these scalings side by side (tensor, channel, block, mx; default: --scaling's)")
+    List<String> scalings;
+
+    /** --scalings parsed (with --pow2-scales where it applies), or --scaling alone. */
+    private List<Scaling> comparedScalings(Scaling single) {
+        if (scalings == null) {
+            return List.of(single);
+        }
+        List<Scaling> out = new java.util.ArrayList<>();
+        for (String s : scalings) {
+            try {
+                out.add(Scaling.parse(s.trim(), single.pow2() && !s.trim().equalsIgnoreCase("mx")));
+            } catch (IllegalArgumentException e) {
+                throw new Fp8q.UsageException("--scalings: " + e.getMessage());
+            }
+        }
+        return out;
+    }
+
     @Option(names = "--grid", defaultValue = "2,8,8", description = "--compare: video tokens F,H,W (default: ${DEFAULT-VALUE})")
     String grid;
 
@@ -105,7 +125,7 @@ final class PlanCommand implements Callable<Integer> {
                 ArrayNode rows = root.putArray("compare");
                 for (SourcePlan.Part part : plan.converted()) {
                     PresetComparison.compare(part, presets == null ? PresetComparison.defaults(part.model().family()) : presets,
-                            conversion.userRules(), scaling, RunInputs.parseGrid(grid), contextTokens, timesteps,
+                            conversion.userRules(), comparedScalings(scaling), RunInputs.parseGrid(grid), contextTokens, timesteps,
                             json ? new PrintWriter(java.io.Writer.nullWriter()) : out, rows);
                 }
                 if (json) {
@@ -140,7 +160,7 @@ final class PlanCommand implements Callable<Integer> {
                     long a = b;
                     if (d.action() == Action.QUANTIZE) {
                         long[] grid = scaling.grid(d.tensor().shape());
-                        a = d.tensor().numel() + 4 * grid[0] * grid[1];
+                        a = d.tensor().numel() + (long) scaling.scaleBytes() * grid[0] * grid[1];
                     }
                     long[] v = byRule.computeIfAbsent(d.action().name().toLowerCase() + "  " + d.rule(), k -> new long[3]);
                     v[0]++;

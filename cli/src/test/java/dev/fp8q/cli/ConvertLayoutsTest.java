@@ -12,6 +12,7 @@ import dev.fp8q.formats.safetensors.SafetensorsFile;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
 import dev.fp8q.formats.safetensors.TensorEntry;
 import dev.fp8q.formats.safetensors.TensorSpec;
+import dev.fp8q.formats.testing.EdgeValues;
 import dev.fp8q.formats.testing.PythonReference;
 import java.io.IOException;
 import java.io.InputStream;
@@ -122,6 +123,71 @@ class ConvertLayoutsTest {
         }
     }
 
+    /**
+     * MXFP8 source: sides multiples of 32 and not (kept: the input side must be, and for ComfyUI the output side
+     * too), BF16, F16 and F32, and blocks of zeros, subnormals, huge values, exact powers of two and values that
+     * saturate (EdgeValues).
+     */
+    static Path mxSource(Path dir) throws Exception {
+        Path src = Files.createDirectories(dir.resolve("mxsrc"));
+        List<TensorSpec> specs = List.of(
+                new TensorSpec("layers.0.self_attn.q_proj.weight", DType.BF16, new long[] {256, 160}),
+                new TensorSpec("layers.0.self_attn.k_proj.weight", DType.F16, new long[] {136, 96}), // comfy: 136 rows
+                new TensorSpec("layers.0.mlp.fc1.weight", DType.F32, new long[] {64, 288}),
+                new TensorSpec("layers.0.mlp.fc2.weight", DType.BF16, new long[] {64, 48}), // 48 inputs: kept
+                new TensorSpec("layers.0.norm.weight", DType.BF16, new long[] {160}));
+        try (Arena arena = Arena.ofConfined();
+                SafetensorsWriter w = SafetensorsWriter.create(src.resolve("model.safetensors"), Map.of(), specs)) {
+            for (TensorSpec t : specs) {
+                long rows = t.shape()[0];
+                long cols = t.shape().length > 1 ? t.shape()[1] : 1;
+                w.write(t.name(), EdgeValues.source(arena, t.dtype(), rows, cols, rows + cols));
+            }
+            w.commit();
+        }
+        Files.writeString(src.resolve("config.json"), "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 160}");
+        return src;
+    }
+
+    @Test
+    void mxfp8IsExactInTheLayoutsThatReadItAndRefusedElsewhere(@TempDir Path dir) throws Exception {
+        Path src = mxSource(dir);
+        Path plain = source(dir); // ordinary magnitudes (the edge source's Linears overflow float32 on N(0,1) inputs)
+        String script = script();
+        for (Case c : List.of(new Case("comfy", "mx", false, "f32", 2), new Case("compressed-tensors", "mx", false, "f32", 3),
+                new Case("modelopt", "mx", false, "f32", 3))) {
+            Path dst = dir.resolve(c.layout() + "-mx");
+            CliRun r = CliRun.of("convert", "--quiet", "--layout", c.layout(), "--scaling", "mx", src.toString(), dst.toString());
+            assertEquals(0, r.code(), c + ": " + r.err());
+            Manifest m = Manifest.read(dst.resolve(Manifest.FILE));
+            assertEquals("mx", m.settings().get("scaling"));
+            assertEquals("e8m0", m.settings().get("scale_dtype"));
+            assertTrue(m.tensors().stream().anyMatch(t -> "layout:mx-needs-in-multiple-of-32".equals(t.rule())),
+                    c + ": " + m.tensors().stream().map(t -> t.name() + "=" + t.rule()).toList());
+            assertEquals(0, CliRun.of("check", dst.toString()).code(), c + ": check");
+            String out = PythonReference.run(script, src.resolve("model.safetensors").toString(), dst.toString(), c.layout(),
+                    "mx", "false", "f32");
+            assertEquals("ok " + c.quantized(), out.strip(), c.toString());
+            Path plainDst = dir.resolve(c.layout() + "-mx-plain");
+            assertEquals(0, CliRun.of("convert", "--quiet", "--layout", c.layout(), "--scaling", "mx", plain.toString(),
+                    plainDst.toString()).code(), c.toString());
+            assertEquals("ok 1", PythonReference.run(script, plain.resolve("model.safetensors").toString(), plainDst.toString(),
+                    c.layout(), "mx", "false", "f32").strip(), c + ": o_proj, the one Linear with 32-multiple sides");
+            asForeignCheckpoint(plain, plainDst, c);
+        }
+        for (String layout : List.of("comfy-legacy", "hf-fp8", "vllm-fp8")) {
+            Path dst = dir.resolve(layout + "-mx");
+            CliRun r = CliRun.of("convert", "--layout", layout, "--scaling", "mx", src.toString(), dst.toString());
+            assertEquals(2, r.code(), layout);
+            assertTrue(r.err().contains("cannot express mx scaling") && r.err().strip().lines().count() == 1, r.err());
+            assertFalse(Files.exists(dst), layout + ": nothing written");
+        }
+        CliRun bf16 = CliRun.of("convert", "--layout", "modelopt", "--scaling", "mx", "--scale-dtype", "bf16", src.toString(),
+                dir.resolve("bf16-mx").toString());
+        assertEquals(2, bf16.code());
+        assertTrue(bf16.err().contains("E8M0"), bf16.err());
+    }
+
     /** Without fp8q's manifest, as if another tool wrote it: verify passes, dequantize drops every scale. */
     private static void asForeignCheckpoint(Path src, Path dst, Case c) throws Exception {
         Files.delete(dst.resolve(Manifest.FILE));
@@ -134,6 +200,41 @@ class ConvertLayoutsTest {
             assertEquals(s.tensors().stream().map(Checkpoint.Tensor::name).sorted().toList(),
                     d.tensors().stream().map(Checkpoint.Tensor::name).sorted().toList(), c + ": the source's names only");
         }
+    }
+
+    /** An MX scale byte changed: verify names the weight (exit 1); a NaN byte (0xFF) is bad input (exit 2, one line). */
+    @Test
+    void aDamagedMxScaleFailsVerifyAndANanScaleIsRefused(@TempDir Path dir) throws Exception {
+        Path src = source(dir);
+        Path dst = dir.resolve("o");
+        assertEquals(0, CliRun.of("convert", "--quiet", "--layout", "modelopt", "--scaling", "mx", src.toString(),
+                dst.toString()).code());
+        Files.delete(dst.resolve(Manifest.FILE));
+        long pos;
+        try (SafetensorsFile f = SafetensorsFile.open(dst.resolve("model.safetensors"))) {
+            TensorEntry e = f.tensor("layers.0.self_attn.o_proj.weight_scale").orElseThrow();
+            assertEquals(DType.U8, e.dtype());
+            assertEquals(List.of(256L, 4L), Arrays.stream(e.shape()).boxed().toList());
+            pos = f.header().dataStart() + e.begin() + 4 * 100 + 2; // row 100, values 64..95
+        }
+        try (RandomAccessFile raf = new RandomAccessFile(dst.resolve("model.safetensors").toFile(), "rw")) {
+            raf.seek(pos);
+            int b = raf.read();
+            raf.seek(pos);
+            raf.write(b + 1); // twice the scale
+        }
+        CliRun r = CliRun.of("verify", src.toString(), dst.toString());
+        assertEquals(1, r.code(), r.out());
+        assertTrue(r.out().contains("layers.0.self_attn.o_proj.weight"), r.out());
+        try (RandomAccessFile raf = new RandomAccessFile(dst.resolve("model.safetensors").toFile(), "rw")) {
+            raf.seek(pos);
+            raf.write(0xFF);
+        }
+        CliRun nan = CliRun.of("dequantize", dst.toString(), dir.resolve("d").toString());
+        assertEquals(2, nan.code(), nan.out() + nan.err());
+        assertTrue(nan.err().contains("layers.0.self_attn.o_proj.weight_scale") && nan.err().contains("NaN")
+                && nan.err().contains("model.safetensors") && nan.err().strip().lines().count() == 1, nan.err());
+        assertFalse(Files.exists(dir.resolve("d")), "no partial output");
     }
 
     @Test

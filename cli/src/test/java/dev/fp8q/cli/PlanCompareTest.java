@@ -74,4 +74,55 @@ class PlanCompareTest {
         }
         assertEquals(24 * 2, ranked, "every FP8 Linear alone in FP8, weight-only and W8A8");
     }
+
+    /** --scalings: every preset under each scaling; the MX row's simulation is what verify measures on the MX output. */
+    @Test
+    void scalingsAreComparedAndTheMxSimulationIsWhatVerifyMeasures(@TempDir Path dir) throws Exception {
+        Path src = DropInTest.wan(dir.resolve("t2v.safetensors"), WanNaming.ORIGINAL);
+        CliRun r = DropInTest.ok("plan", "--compare", "--json", "--presets", "wan", "--scalings", "tensor,channel,block,mx",
+                "--grid", "2,2,2", "--context-tokens", "4", "--timesteps", "500", src.toString());
+        Map<String, JsonNode> rows = new HashMap<>();
+        new ObjectMapper().readTree(r.out()).get("compare").forEach(n -> rows.put(n.get("scaling").asText(), n));
+        assertEquals(java.util.Set.of("tensor", "channel", "block", "mx"), rows.keySet());
+        for (JsonNode row : rows.values()) {
+            assertEquals(20, row.get("fp8_linears").asInt(), row.toString());
+            JsonNode kinds = row.get("weight_sqnr_db");
+            assertEquals(java.util.Set.of("attention", "ffn"), iterable(kinds.fieldNames()), row.toString());
+            kinds.forEach(db -> assertTrue(db.asDouble() > 25 && db.asDouble() < 40, row.toString()));
+        }
+        long tensor = rows.get("tensor").get("bytes_after").asLong();
+        assertTrue(rows.get("mx").get("bytes_after").asLong() > tensor, "E8M0 scales per 32 values cost more than one per tensor");
+        assertTrue(rows.get("mx").get("sqnr_db_w8a8").asDouble() != rows.get("tensor").get("sqnr_db_w8a8").asDouble());
+
+        Path dst = dir.resolve("mx.safetensors");
+        DropInTest.ok("convert", "--quiet", "--scaling", "mx", src.toString(), dst.toString());
+        Path json = dir.resolve("v.json");
+        DropInTest.ok("verify", "--quiet", "--whole", "--device", "cpu", "--grid", "2,2,2", "--context-tokens", "4",
+                "--timesteps", "500", "--weights", "none", "--json", json.toString(), src.toString(), dst.toString());
+        int compared = 0;
+        for (JsonNode c : new ObjectMapper().readTree(json.toFile()).get("checks")) {
+            if (c.get("scope").asText().equals("model_output")) {
+                String run = c.get("run").asText();
+                assertEquals(rows.get("mx").get("sqnr_db_" + run).asDouble(), c.get("metrics").get("sqnr_db").asDouble(), 1e-6,
+                        run + ": the simulated MX conversion and the converted MX checkpoint give the same end-to-end figure");
+                compared++;
+            }
+        }
+        assertEquals(2, compared, "weight_only and w8a8");
+        assertEquals(rows.get("mx").get("bytes_after").asLong(), java.nio.file.Files.size(dst) - headerBytes(dst),
+                "plan's bytes after are the MX file's tensor bytes");
+    }
+
+    private static java.util.Set<String> iterable(java.util.Iterator<String> it) {
+        java.util.Set<String> out = new java.util.TreeSet<>();
+        it.forEachRemaining(out::add);
+        return out;
+    }
+
+    private static long headerBytes(Path file) throws java.io.IOException {
+        try (var in = java.nio.file.Files.newInputStream(file)) {
+            byte[] b = in.readNBytes(8);
+            return 8 + java.nio.ByteBuffer.wrap(b).order(java.nio.ByteOrder.LITTLE_ENDIAN).getLong();
+        }
+    }
 }

@@ -29,8 +29,8 @@ import dev.fp8q.formats.safetensors.SafetensorsWriter;
 import dev.fp8q.formats.safetensors.TensorEntry;
 import dev.fp8q.formats.safetensors.TensorSpec;
 import java.lang.foreign.MemorySegment;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
+
+
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -410,7 +410,7 @@ public final class Converter {
                 }
                 jobs.add(new Job(t, d, DType.F8_E4M3, scale));
                 specs.add(new TensorSpec(e.name(), DType.F8_E4M3, e.shape()));
-                specs.add(new TensorSpec(scale, options.scaling().scaleDType(),
+                specs.add(new TensorSpec(scale, options.layout().scaleDType(options.scaling()),
                         options.layout().scaleShape(e.shape(), options.scaling())));
                 layers.add(ComfyMetadata.layerOf(e.name()));
             } else {
@@ -424,7 +424,7 @@ public final class Converter {
         if (srcMeta != null) {
             metadata.putAll(srcMeta);
         }
-        metadata.putAll(options.layout().shardMetadata(layers));
+        metadata.putAll(options.layout().shardMetadata(layers, options.scaling()));
         if (marker != null) {
             specs.add(new TensorSpec(marker, DType.F8_E4M3, new long[] {0}));
         }
@@ -444,9 +444,9 @@ public final class Converter {
                         throw new ConvertException(j.source().shard().path() + ": " + nf.getMessage());
                     }
                     if (r.amax() == 0f) {
-                        progress.warn("tensor '" + e.name() + "' is all zeros: scale 1.0");
+                        progress.warn("tensor '" + e.name() + "' is all zeros: scale " + (options.scaling().mx() ? "2^-127 (E8M0 byte 0)" : "1.0"));
                     }
-                    w.write(j.scaleName(), scaleBytes(r.scales()));
+                    w.write(j.scaleName(), MemorySegment.ofArray(options.layout().scaleBytes(options.scaling(), r.scales(), e.shape())));
                     results.put(e.name(), r);
                 } else {
                     copy(w, e, data, j.outType());
@@ -459,20 +459,6 @@ public final class Converter {
             Trace.mark(target.getFileName() + ": committed");
             return records(component, jobs, results, w, target, marker);
         }
-    }
-
-    /** The scales as stored: F32, or BF16 (already BF16 values, so the narrowing is exact). */
-    private MemorySegment scaleBytes(float[] scales) {
-        boolean bf16 = options.scaling().scaleDType() == DType.BF16;
-        ByteBuffer s = ByteBuffer.allocate((bf16 ? 2 : 4) * scales.length).order(ByteOrder.LITTLE_ENDIAN);
-        for (float v : scales) {
-            if (bf16) {
-                s.putShort(Elements.floatToBf16(v));
-            } else {
-                s.putFloat(v);
-            }
-        }
-        return MemorySegment.ofBuffer(s.flip());
     }
 
     private void copy(SafetensorsWriter w, TensorEntry e, MemorySegment data, DType outType) throws Exception {
@@ -546,7 +532,7 @@ public final class Converter {
         settings.put("preset", options.preset());
         settings.put("components", options.components());
         settings.put("scaling", options.scaling().describe());
-        settings.put("scale_dtype", options.scaling().scaleDType() == DType.BF16 ? "bf16" : "f32");
+        settings.put("scale_dtype", options.scaling().mx() ? "e8m0" : options.scaling().scaleDType() == DType.BF16 ? "bf16" : "f32");
         settings.put("layout", options.layout().id());
         settings.put("preserve_dtype", options.preserveAsBf16() ? "bf16" : "keep");
         settings.put("nonfinite", options.nonFinitePreserve() ? "preserve" : "refuse");

@@ -48,6 +48,14 @@ record Runs(RunWeights reference, RunWeights weightOnly, RunWeights w8a8, RunWei
         Fp8Weights w8a8 = new Fp8Weights(fp8, scheme);
         Fp8Weights statik = fp8.hasInputScales() ? new Fp8Weights(fp8, Scheme.STATIC) : null;
         ProbedWeights.Prober cpu = ProbedWeights.withStatic(ProbedWeights.cpu(w8a8), statik);
+        for (String n : fp8.fp8Names()) {
+            if (fp8.scales(n).granularity() == ScaleGrid.Granularity.MX) {
+                notes.add("MXFP8 Linears: the MX GEMM simulated exactly in float32 on the CPU (weights as stored, W8A8 "
+                        + "inputs MX-quantized per 32 values along K with E8M0 scales); Hopper GPUs such as the H200 have no "
+                        + "MX tensor cores (Blackwell's), so no hardware run of them");
+                break;
+            }
+        }
         if (device == null) {
             return new Runs(reference, weightOnly, w8a8, null, statik, cpu, null, null);
         }

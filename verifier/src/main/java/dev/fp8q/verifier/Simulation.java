@@ -10,6 +10,7 @@ import dev.fp8q.verifier.run.MixedWeights;
 import dev.fp8q.verifier.run.ReferenceWeights;
 import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.run.SimulatedFp8Weights;
+import dev.fp8q.verifier.run.WeightSimulation;
 import dev.fp8q.verifier.wan.CpuBlockMath;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -67,10 +68,15 @@ public final class Simulation {
 
     /** "weight_only" and "w8a8": the worst model-output figure over the timesteps with these Linears (module names) in FP8. */
     public Map<String, ErrorMetrics> endToEnd(Set<String> fp8Linears) throws FormatException {
+        return endToEnd(fp8Linears, WeightSimulation.PER_TENSOR);
+    }
+
+    /** The same with the Linears stored as the simulation says (a scaling: channel, block, MX). */
+    public Map<String, ErrorMetrics> endToEnd(Set<String> fp8Linears, WeightSimulation simulation) throws FormatException {
         ReferenceWeights ref = new ReferenceWeights(source);
         Map<String, RunWeights> runs = new LinkedHashMap<>();
-        runs.put("weight_only", new MixedWeights(ref, new SimulatedFp8Weights(ref, false), fp8Linears));
-        runs.put("w8a8", new MixedWeights(ref, new SimulatedFp8Weights(ref, true), fp8Linears));
+        runs.put("weight_only", new MixedWeights(ref, new SimulatedFp8Weights(ref, false, simulation), fp8Linears));
+        runs.put("w8a8", new MixedWeights(ref, new SimulatedFp8Weights(ref, true, simulation), fp8Linears));
         Map<String, ErrorMetrics> worst = new LinkedHashMap<>();
         for (Output step : steps) {
             float[] refOut = step.of(ref);

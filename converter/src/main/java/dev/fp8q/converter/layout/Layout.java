@@ -1,7 +1,13 @@
 package dev.fp8q.converter.layout;
 
 import dev.fp8q.converter.quant.Scaling;
+import dev.fp8q.formats.DType;
 import dev.fp8q.formats.Fp8Names;
+import dev.fp8q.formats.codec.E8M0;
+import dev.fp8q.formats.codec.Elements;
+import dev.fp8q.formats.codec.ScaleSwizzle;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import dev.fp8q.converter.quant.Scaling.Granularity;
 import java.util.Locale;
 import java.util.Map;
@@ -69,12 +75,29 @@ public enum Layout {
             return null;
         }
         Granularity g = scaling.granularity();
+        if (g == Granularity.MX) {
+            return mxRefusal(scaling);
+        }
         String name = g.name().toLowerCase(Locale.ROOT);
         String granularity = granularityRefusal(g, name);
         if (granularity == null && scaling.bf16Scales() && (this == COMFY || this == COMFY_LEGACY)) {
             return "ComfyUI hands the stored scale to torch._scaled_mm, which takes float32 scales only (use --scale-dtype f32)";
         }
         return granularity;
+    }
+
+    /** MXFP8 is read by ComfyUI ("mxfp8"), compressed-tensors ("mxfp8-quantized") and ModelOpt ("MXFP8") only. */
+    private String mxRefusal(Scaling scaling) {
+        String layout = switch (this) {
+            case COMFY_LEGACY -> "ComfyUI's scaled-fp8 format has one float32 scale per tensor and no MX variant";
+            case HF_FP8, VLLM_FP8 -> "the fp8 format (FineGrainedFP8 / vLLM Fp8Config) has float32 per-tensor and 128x128 "
+                    + "block scales only, no E8M0 1x32 scales";
+            default -> null;
+        };
+        if (layout != null) {
+            return layout + " (use --layout comfy, compressed-tensors or modelopt for mx scaling)";
+        }
+        return scaling.bf16Scales() ? "MX scales are stored as one E8M0 byte each; --scale-dtype does not apply" : null;
     }
 
     private String granularityRefusal(Granularity g, String name) {
@@ -97,6 +120,9 @@ public enum Layout {
      * and listed as ignored), or null.
      */
     public String shapeRefusal(long[] shape, Scaling scaling) {
+        if (scaling.mx()) {
+            return mxShapeRefusal(shape);
+        }
         if (scaling.granularity() != Granularity.BLOCK) {
             return null;
         }
@@ -110,6 +136,20 @@ public enum Layout {
             case HF_FP8 -> edgeSafe(rows) && edgeSafe(cols) ? null : "hf-fp8-block-partial-tile";
             default -> null;
         };
+    }
+
+    /**
+     * MXFP8 blocks run along a Linear's input dimension: ModelOpt and compressed-tensors refuse an input dimension
+     * that is not a multiple of 32, and ComfyUI stores such weights padded to 32 x 32 (fp8q does not pad).
+     */
+    private String mxShapeRefusal(long[] shape) {
+        if (shape.length != 2) {
+            return "mx-needs-2d-linear";
+        }
+        if (shape[1] % Scaling.MX_BLOCK != 0) {
+            return "mx-needs-in-multiple-of-32";
+        }
+        return this == COMFY && shape[0] % Scaling.MX_BLOCK != 0 ? "comfy-mxfp8-needs-out-multiple-of-32" : null;
     }
 
     private static boolean edgeSafe(long side) {
@@ -167,14 +207,45 @@ public enum Layout {
             case TENSOR -> this == COMPRESSED_TENSORS ? new long[] {1} : new long[0];
             case CHANNEL -> this == MODELOPT ? new long[] {grid[0]} : grid;
             case BLOCK -> this == MODELOPT ? new long[] {grid[0], 1, grid[1], 1} : grid;
+            case MX -> this == COMFY ? ScaleSwizzle.paddedShape(grid[0], grid[1]) : grid;
         };
     }
 
+    /** The scale tensor's dtype: MX scales are E8M0, typed F8_E8M0 by ComfyUI (float8_e8m0fnu) and U8 by the others. */
+    public DType scaleDType(Scaling scaling) {
+        return scaling.mx() && this == COMFY ? DType.F8_E8M0 : scaling.scaleDType();
+    }
+
+    /**
+     * The scale tensor's bytes (little-endian): F32 or BF16 values, or for MX one E8M0 byte per block, in
+     * ComfyUI's swizzled cuBLAS layout for comfy.
+     */
+    public byte[] scaleBytes(Scaling scaling, float[] scales, long[] weightShape) {
+        if (!scaling.mx()) {
+            boolean bf16 = scaling.scaleDType() == DType.BF16;
+            ByteBuffer s = ByteBuffer.allocate((bf16 ? 2 : 4) * scales.length).order(ByteOrder.LITTLE_ENDIAN);
+            for (float v : scales) {
+                if (bf16) {
+                    s.putShort(Elements.floatToBf16(v)); // already BF16 values: the narrowing is exact
+                } else {
+                    s.putFloat(v);
+                }
+            }
+            return s.array();
+        }
+        byte[] e8m0 = new byte[scales.length];
+        for (int i = 0; i < scales.length; i++) {
+            e8m0[i] = E8M0.encode(scales[i]);
+        }
+        long[] grid = scaling.grid(weightShape);
+        return this == COMFY ? ScaleSwizzle.swizzle(e8m0, (int) grid[0], (int) grid[1]) : e8m0;
+    }
+
     /** Metadata for every shard that holds quantized layers (names without ".weight"). */
-    public Map<String, String> shardMetadata(Set<String> layers) {
+    public Map<String, String> shardMetadata(Set<String> layers, Scaling scaling) {
         Map<String, String> m = new TreeMap<>();
         if (this == COMFY && !layers.isEmpty()) {
-            m.put(ComfyMetadata.KEY, ComfyMetadata.of(layers));
+            m.put(ComfyMetadata.KEY, ComfyMetadata.of(layers, scaling.mx() ? ComfyMetadata.MXFP8 : ComfyMetadata.FP8));
         }
         return m;
     }

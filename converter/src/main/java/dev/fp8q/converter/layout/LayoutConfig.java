@@ -103,14 +103,23 @@ public final class LayoutConfig {
     private ObjectNode compressedTensors(List<String> ignore) {
         ObjectNode qc = JSON.createObjectNode();
         qc.put("quant_method", "compressed-tensors");
-        qc.put("format", "float-quantized");
+        qc.put("format", scaling.mx() ? "mxfp8-quantized" : "float-quantized");
         qc.put("quantization_status", "compressed");
         ObjectNode g = qc.putObject("config_groups").putObject("group_0");
         g.putArray("targets").add("Linear");
         ObjectNode w = g.putObject("weights");
+        ObjectNode a = g.putObject("input_activations");
+        if (scaling.mx()) { // compressed-tensors' MXFP8 preset scheme (quant_scheme.py): group 32, uint8 E8M0 scales
+            for (ObjectNode args : List.of(w, a)) {
+                args.put("num_bits", 8).put("type", "float").put("symmetric", true).put("strategy", "group")
+                        .put("group_size", Scaling.MX_BLOCK).put("dynamic", args == a)
+                        .put("scale_dtype", "torch.uint8").put("zp_dtype", "torch.uint8");
+            }
+            names(qc.putArray("ignore"), ignore);
+            return qc;
+        }
         w.put("num_bits", 8).put("type", "float").put("symmetric", true)
                 .put("strategy", scaling.granularity().name().toLowerCase(Locale.ROOT)).put("dynamic", false);
-        ObjectNode a = g.putObject("input_activations");
         a.put("num_bits", 8).put("type", "float").put("symmetric", true);
         if (scaling.granularity() == Granularity.BLOCK) {
             w.putArray("block_structure").add(Scaling.BLOCK).add(Scaling.BLOCK);
@@ -151,10 +160,12 @@ public final class LayoutConfig {
 
     /** ModelOpt's quant_algo for the scaling (Layout.refusal turns per-tensor away). */
     String quantAlgo() {
-        if (scaling.granularity() == Granularity.TENSOR) {
-            return "FP8"; // per-tensor weights with static input_scale (Layout.refusal lets it through only calibrated)
-        }
-        return scaling.granularity() == Granularity.BLOCK ? "FP8_PB_WO" : "FP8_PER_CHANNEL_PER_TOKEN";
+        return switch (scaling.granularity()) {
+            case TENSOR -> "FP8"; // per-tensor weights with static input_scale (Layout.refusal lets it through only calibrated)
+            case MX -> "MXFP8";
+            case BLOCK -> "FP8_PB_WO";
+            default -> "FP8_PER_CHANNEL_PER_TOKEN";
+        };
     }
 
     /** hf_quant_config.json as ModelOpt's export writes it (vLLM reads it when config.json has no quantization_config). */
@@ -163,6 +174,9 @@ public final class LayoutConfig {
         root.putObject("producer").put("name", "modelopt").put("version", "fp8q-" + Manifest.TOOL_VERSION);
         ObjectNode q = root.putObject("quantization");
         q.put("quant_algo", quantAlgo());
+        if (scaling.mx()) {
+            q.put("group_size", Scaling.MX_BLOCK); // quant_utils.py writes it beside MXFP8
+        }
         q.putNull("kv_cache_quant_algo");
         names(q.putArray("exclude_modules"), ignore);
         return root;
@@ -176,6 +190,9 @@ public final class LayoutConfig {
         ObjectNode qc = JSON.createObjectNode();
         qc.put("quant_method", "modelopt");
         qc.put("quant_algo", quantAlgo());
+        if (scaling.mx()) {
+            qc.put("group_size", Scaling.MX_BLOCK);
+        }
         names(qc.putArray("ignore"), ignore);
         qc.putObject("producer").put("name", "modelopt").put("version", "fp8q-" + Manifest.TOOL_VERSION);
         if (diffusers) {

@@ -7,8 +7,8 @@ import java.lang.foreign.MemorySegment;
 import java.util.concurrent.ForkJoinPool;
 
 /**
- * Channel and block E4M3 quantization: the weight viewed as [rows, cols] is cut into bands of tile rows (one
- * row per channel, 128 per block band); each band's tiles get amax from the kernel's max pass over their row
+ * Channel, block and MX E4M3 quantization: the weight viewed as [rows, cols] is cut into bands of tile rows (one
+ * row per channel and MX band, 128 per block band); each band's tiles get amax from the kernel's max pass over their row
  * segments, then every row segment is encoded with its tile's scale. Bands are independent, so chunks of
  * whole bands run in parallel and their figures are summed in band order.
  */
@@ -29,7 +29,7 @@ final class GridQuantizer {
         long cols = Scaling.cols(shape);
         long[] grid = scaling.grid(shape);
         long tileRows = scaling.tileRows();
-        long tileCols = scaling.granularity() == Scaling.Granularity.BLOCK ? Scaling.BLOCK : Math.max(cols, 1);
+        long tileCols = scaling.tileCols(cols);
         int gridCols = Math.toIntExact(grid[1]);
         float[] scales = new float[Math.toIntExact(grid[0] * grid[1])];
         float[] bandAmax = new float[Math.toIntExact(grid[0])];

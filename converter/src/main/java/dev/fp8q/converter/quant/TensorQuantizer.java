@@ -55,6 +55,9 @@ public final class TensorQuantizer {
         if (dtype != DType.BF16 && dtype != DType.F16 && dtype != DType.F32) {
             throw new IllegalArgumentException("cannot quantize " + dtype);
         }
+        if (scaling.mx()) {
+            return new MxQuantizer(pool).quantize(name, src, dtype, shape, sink);
+        }
         if (scaling.granularity() != Scaling.Granularity.TENSOR) {
             return new GridQuantizer(pool, kernel).quantize(name, src, dtype, shape, scaling, sink);
         }

@@ -42,7 +42,7 @@ public final class CudaLinears implements AutoCloseable {
 
     /**
      * True when the GPU computes this Linear: rows of 16 bytes for the tensor cores and, for an FP8 weight,
-     * per-tensor or per-channel scales (block scales need the scale inside the K loop: those stay on the CPU).
+     * per-tensor or per-channel scales (block and MX scales need the scale inside the K loop: those stay on the CPU).
      */
     public boolean supports(String base) throws FormatException {
         String weight = base + ".weight";
@@ -51,7 +51,11 @@ public final class CudaLinears implements AutoCloseable {
         if (in % 16 != 0) {
             return false;
         }
-        return !fp8.isFp8(weight) || fp8.scales(weight).granularity() != ScaleGrid.Granularity.BLOCK;
+        if (!fp8.isFp8(weight)) {
+            return true;
+        }
+        ScaleGrid.Granularity g = fp8.scales(weight).granularity();
+        return g == ScaleGrid.Granularity.TENSOR || g == ScaleGrid.Granularity.CHANNEL;
     }
 
     /** y = x Wᵀ + b, x [rows, in], the given way. */

@@ -4,6 +4,7 @@ import dev.fp8q.formats.FormatException;
 import dev.fp8q.verifier.weights.ActivationQuantizer;
 import dev.fp8q.verifier.weights.ActivationQuantizer.Scheme;
 import dev.fp8q.verifier.weights.Fp8Checkpoint;
+import dev.fp8q.verifier.weights.ScaleGrid;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
@@ -12,7 +13,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * The FP8 checkpoint's weights as a runtime computes with them: weight-only (dequantized FP8 weights, float32
  * activations; scheme null) or W8A8, the input of every FP8 Linear also rounded to E4M3 under an activation scheme
  * (dynamic per tensor, per token, per group of 128, or static from the checkpoint's input_scale; an FP8 Linear
- * without one falls back to dynamic per tensor there).
+ * without one falls back to dynamic per tensor there). MX-scaled weights take MXFP8 inputs, whatever the scheme.
  */
 public final class Fp8Weights implements RunWeights {
 
@@ -60,6 +61,9 @@ public final class Fp8Weights implements RunWeights {
     public float[] input(String base, float[] x, int rows) throws FormatException {
         if (scheme == null || !quantized(base)) {
             return x;
+        }
+        if (fp8.scales(base + ".weight").granularity() == ScaleGrid.Granularity.MX) {
+            return ActivationQuantizer.mxQuantizeDequantize(x, x.length / rows); // an MX GEMM: MXFP8 inputs too
         }
         if (scheme == Scheme.STATIC) {
             Optional<Float> s = fp8.inputScale(base);

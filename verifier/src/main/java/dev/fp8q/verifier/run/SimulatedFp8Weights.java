@@ -7,9 +7,14 @@ import dev.fp8q.verifier.weights.ActivationQuantizer;
 /**
  * The source's Linears as a per-tensor FP8 conversion would give them (scale = amax / 448 in float32, clamp, the
  * exact E4M3 encoding, decoded times the scale), without writing any file: what plan needs to measure a preset or
- * a kept set before convert runs ({@link MixedWeights} picks the set). W8A8 also rounds their inputs to E4M3.
+ * a kept set before convert runs ({@link MixedWeights} picks the set), or with another scaling a {@link WeightSimulation}
+ * gives. W8A8 also rounds their inputs to E4M3 (per tensor, or MX per 32 values along K beside MX weights).
  */
-public record SimulatedFp8Weights(RunWeights reference, boolean w8a8) implements RunWeights {
+public record SimulatedFp8Weights(RunWeights reference, boolean w8a8, WeightSimulation simulation) implements RunWeights {
+
+    public SimulatedFp8Weights(RunWeights reference, boolean w8a8) {
+        this(reference, w8a8, WeightSimulation.PER_TENSOR);
+    }
 
     @Override
     public float[] tensor(String name) throws FormatException {
@@ -23,10 +28,12 @@ public record SimulatedFp8Weights(RunWeights reference, boolean w8a8) implements
 
     @Override
     public float[] linear(String base, float[] x, int rows) throws FormatException {
-        float[] w = quantizeDequantize(reference.tensor(base + ".weight"));
+        int k = x.length / rows;
+        float[] source = reference.tensor(base + ".weight");
+        float[] w = simulation.quantizeDequantize(source, new long[] {source.length / k, k});
         float[] bias = has(base + ".bias") ? tensor(base + ".bias") : null;
-        float[] in = w8a8 ? ActivationQuantizer.quantizeDequantize(x) : x;
-        return Linear.apply(in, rows, w, w.length / (x.length / rows), bias);
+        float[] in = !w8a8 ? x : simulation.mx() ? ActivationQuantizer.mxQuantizeDequantize(x, k) : ActivationQuantizer.quantizeDequantize(x);
+        return Linear.apply(in, rows, w, w.length / k, bias);
     }
 
     @Override

@@ -1,6 +1,7 @@
 package dev.fp8q.verifier.weights;
 
 import dev.fp8q.formats.codec.E4M3;
+import dev.fp8q.formats.codec.E8M0;
 import java.util.Locale;
 import java.util.stream.IntStream;
 
@@ -9,7 +10,8 @@ import java.util.stream.IntStream;
  * rounded to E4M3, multiplied back. The scale comes from the scheme the runtime uses: one dynamic scale per tensor
  * (amax / 448, 1.0 for all zeros, as Transformer Engine's current scaling does), one per row (per-token), one per
  * 128 columns of a row (the block layouts' group-128), or the checkpoint's static {@code input_scale}, where values
- * beyond +-448 saturate as vLLM's {@code scaled_fp8_quant} does (see {@link #withScale}).
+ * beyond +-448 saturate as vLLM's {@code scaled_fp8_quant} does (see {@link #withScale}). For an MX GEMM the
+ * activations are quantized as MXFP8 too: one E8M0 scale 2^(floor(log2(amax)) - 8) per 32 values along K of every row.
  */
 public final class ActivationQuantizer {
 
@@ -100,5 +102,30 @@ public final class ActivationQuantizer {
     public static float quantize(float v, float scale) {
         float q = v / scale;
         return E4M3.decode(E4M3.encode(Math.max(-E4M3.MAX, Math.min(E4M3.MAX, q)))) * scale;
+    }
+
+    /** MXFP8 quantize-dequantize of x [rows, k], blocks of 32 along k (the last block may be shorter). */
+    public static float[] mxQuantizeDequantize(float[] x, int k) {
+        float[] out = new float[x.length];
+        int rows = k == 0 ? 0 : x.length / k;
+        IntStream.range(0, rows).parallel().forEach(r -> {
+            for (int c0 = r * k, end = (r + 1) * k; c0 < end; c0 += ScaleGrid.MX_BLOCK) {
+                int c1 = Math.min(end, c0 + ScaleGrid.MX_BLOCK);
+                float amax = 0;
+                for (int i = c0; i < c1; i++) {
+                    amax = Math.max(amax, Math.abs(x[i]));
+                }
+                float scale = Math.scalb(1f, mxExponent(amax));
+                for (int i = c0; i < c1; i++) {
+                    out[i] = E4M3.decode(E4M3.encode(x[i] / scale)) * scale;
+                }
+            }
+        });
+        return out;
+    }
+
+    /** OCP MX's scale exponent for E4M3: floor(log2(amax)) - 8 within E8M0's [-127, 127]; -127 for all zeros. */
+    static int mxExponent(float amax) {
+        return amax == 0 ? E8M0.MIN_EXP : Math.max(E8M0.MIN_EXP, Math.min(E8M0.MAX_EXP, Math.getExponent((double) amax) - 8));
     }
 }

@@ -67,6 +67,10 @@ public final class Fp8Checkpoint {
     public ScaleGrid scales(String name) throws FormatException {
         Checkpoint.Tensor w = require(name);
         Checkpoint.Tensor s = scaleTensor(name);
+        DType sd = s.entry().dtype();
+        if (sd == DType.U8 || sd == DType.F8_E8M0) {
+            return MxScales.read(w, s);
+        }
         float[] values = TensorValues.of(s);
         ScaleGrid grid = ScaleGrid.infer(w.entry().shape(), s.entry().shape(), values);
         if (grid == null) {

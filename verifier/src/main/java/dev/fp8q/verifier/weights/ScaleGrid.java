@@ -4,11 +4,14 @@ package dev.fp8q.verifier.weights;
  * The dequantization multipliers of an FP8 weight viewed as [rows, cols] (cols = product of the trailing
  * dimensions): one per tensor, one per row (per-channel, [rows, 1] or [rows]), or one per block x block tile
  * ([ceil(rows / block), ceil(cols / block)], edge tiles by their real extent; ModelOpt's FP8_PB_WO writes that
- * grid as [rows / block, 1, cols / block, 1]).
+ * grid as [rows / block, 1, cols / block, 1]), or one E8M0 power of two per 32 values of a row (MX, [rows, cols / 32]).
  */
 public record ScaleGrid(Granularity granularity, float[] scales, int rows, int cols, int block) {
 
-    public enum Granularity { TENSOR, CHANNEL, BLOCK }
+    public enum Granularity { TENSOR, CHANNEL, BLOCK, MX }
+
+    /** MX's block length along a row. */
+    public static final int MX_BLOCK = 32;
 
     /** The block sizes recognized from a scale tensor's shape, most common first. */
     private static final int[] BLOCKS = {128, 64, 32, 256};
@@ -41,6 +44,25 @@ public record ScaleGrid(Granularity granularity, float[] scales, int rows, int c
         return null;
     }
 
+    /** An MX grid: natural [rows, ceil(cols / 32)] scales of a weight of this shape. */
+    public static ScaleGrid mx(long[] weightShape, float[] scales) {
+        long rows = weightShape.length == 0 ? 1 : weightShape[0];
+        long cols = 1;
+        for (int i = 1; i < weightShape.length; i++) {
+            cols *= weightShape[i];
+        }
+        return new ScaleGrid(Granularity.MX, scales, (int) rows, (int) cols, MX_BLOCK);
+    }
+
+    /** The grid's [rows, cols] of scales an MX weight of this shape has. */
+    public static long[] mxGrid(long[] weightShape) {
+        long cols = 1;
+        for (int i = 1; i < weightShape.length; i++) {
+            cols *= weightShape[i];
+        }
+        return new long[] {weightShape.length == 0 ? 1 : weightShape[0], (cols + MX_BLOCK - 1) / MX_BLOCK};
+    }
+
     /** The multiplier of element i of the flattened weight. */
     public float scaleOf(long i) {
         return switch (granularity) {
@@ -52,6 +74,7 @@ public record ScaleGrid(Granularity granularity, float[] scales, int rows, int c
                 int tilesPerRow = (cols + block - 1) / block;
                 yield scales[(r / block) * tilesPerRow + c / block];
             }
+            case MX -> scales[(int) (i / cols) * ((cols + MX_BLOCK - 1) / MX_BLOCK) + (int) (i % cols) / MX_BLOCK];
         };
     }
 
@@ -60,6 +83,7 @@ public record ScaleGrid(Granularity granularity, float[] scales, int rows, int c
             case TENSOR -> "tensor";
             case CHANNEL -> "channel";
             case BLOCK -> "block " + block + "x" + block;
+            case MX -> "mx 1x32 e8m0";
         };
     }
 }
