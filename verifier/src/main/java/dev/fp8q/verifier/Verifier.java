@@ -614,14 +614,7 @@ public final class Verifier {
     }
 
     private static int blockCount(Checkpoint c, Pattern block) {
-        int max = -1;
-        for (Checkpoint.Tensor t : c.tensors()) {
-            Matcher m = block.matcher(t.name());
-            if (m.find()) {
-                max = Math.max(max, Integer.parseInt(m.group(1)));
-            }
-        }
-        return max + 1;
+        return ChainedModels.blockCount(c, block);
     }
 
     private void phase(String name, long t0) {
