@@ -5,6 +5,7 @@ import dev.fp8q.converter.calibrate.InputScales;
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.manifest.Manifest;
 import dev.fp8q.verifier.Calibration;
+import dev.fp8q.verifier.qwen.QwenNaming;
 import dev.fp8q.verifier.wan.WanNaming;
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -19,7 +20,7 @@ import java.util.Set;
 import java.util.function.Consumer;
 
 /**
- * Calibrates an fp8q output against its source: the chained reference forward of each converted Wan component
+ * Calibrates an fp8q output against its source: the chained reference forward of each converted Wan or Qwen-Image component
  * ({@link Calibration}), then the input scales written by layout ({@link InputScales}), published at {@code to}.
  */
 final class Calibrator {
@@ -47,8 +48,8 @@ final class Calibrator {
                 }
             }
             try (Checkpoint cp = Checkpoint.open(s)) {
-                if (layers.isEmpty() || WanNaming.detect(cp).isEmpty()) {
-                    warn.accept("component '" + c.name() + "': not a Wan transformer with FP8 Linears: no input scales");
+                if (layers.isEmpty() || WanNaming.detect(cp).isEmpty() && QwenNaming.detect(cp).isEmpty()) {
+                    warn.accept("component '" + c.name() + "': not a Wan or Qwen-Image transformer with FP8 Linears: no input scales");
                     continue;
                 }
                 Calibration.Result r = Calibration.run(c.name(), cp, layers, options);
@@ -75,7 +76,7 @@ final class Calibrator {
             }
         }
         if (last == null) {
-            throw new ConvertException(from + ": no converted Wan transformer to calibrate (calibration runs the chained Wan model)");
+            throw new ConvertException(from + ": no converted Wan or Qwen-Image transformer to calibrate (calibration runs the chained model)");
         }
         Map<String, Object> calibration = new LinkedHashMap<>();
         calibration.put("method", last.method());

@@ -113,6 +113,7 @@ public final class Verifier {
     private final Options options;
     private final List<Check> checks = new ArrayList<>();
     private final List<VerifyReport.ComponentRun> runs = new ArrayList<>();
+    private final List<VerifyReport.StaticScale> staticScales = new ArrayList<>();
     private final Map<String, Double> phases = new LinkedHashMap<>();
     private CudaDevice gpu;
     /** The W8A8 activation scheme of the component being verified. */
@@ -161,6 +162,7 @@ public final class Verifier {
         long start = System.nanoTime();
         long flops0 = Linear.flops();
         Optional<Manifest> manifest = readManifest(fp8);
+        this.manifest = manifest;
         List<Pair> pairs = pairs(source, fp8, manifest);
         for (Pair p : pairs) { // every component is one model with its source before any is verified
             try (Checkpoint sc = Checkpoint.open(p.source().path()); Checkpoint dc = Checkpoint.open(p.fp8().path())) {
@@ -196,7 +198,7 @@ public final class Verifier {
         settings.put("act_scheme", options.actScheme() == null ? "declared" : options.actScheme().id());
         settings.put("bounds", new java.util.TreeMap<>(options.bounds().asMap()));
         return new VerifyReport(Manifest.TOOL, Manifest.TOOL_VERSION, source.toString(), fp8.toString(), settings,
-                List.copyOf(runs), List.copyOf(checks),
+                List.copyOf(runs), List.copyOf(checks), staticScales.isEmpty() ? null : List.copyOf(staticScales),
                 new VerifyReport.Summary(checks.size(), failed, failed == 0 && !checks.isEmpty(),
                         (Linear.flops() - flops0) / 1e9, seconds, Map.copyOf(phases)));
     }
@@ -247,6 +249,8 @@ public final class Verifier {
     }
 
     private List<String> actNotes = List.of();
+    /** DST's manifest (its calibration record feeds the static scales section). */
+    private Optional<Manifest> manifest = Optional.empty();
 
     private void component(String name, Checkpoint source, Fp8Checkpoint fp8, Optional<Manifest> manifest)
             throws FormatException, VerifyException {
@@ -376,9 +380,24 @@ public final class Verifier {
             return;
         }
         try (Runs whole = Runs.of(gpu, source, fp8, HEAD_DIM, new ArrayList<>(), scheme)) {
-            checks.addAll(WholeModel.run(name, model.get(), whole, fp8.fp8Names(), options, captured.timestep(), notes));
+            StaticFits fits = whole.w8a8Static() != null ? new StaticFits(whole.reference(), whole.prober()) : null;
+            checks.addAll(WholeModel.run(name, model.get(), whole, fp8.fp8Names(), options, captured.timestep(), notes,
+                    fits));
+            if (fits != null) {
+                staticScales.addAll(fits.result(name, calibratedLayers(manifest, name)));
+                notes.add("static scales: per FP8 Linear, the amax spread across timesteps and the dB w8a8_static loses "
+                        + "against dynamic w8a8 on the reference input where it loses most (the report's static scales section)");
+            }
         }
         phase("whole model", t0);
+    }
+
+    /** The manifest's settings.calibration.layers entry of a component (layer -> its record), or null. */
+    private static Map<?, ?> calibratedLayers(Optional<Manifest> manifest, String component) {
+        return manifest.map(Manifest::settings).map(s -> s.get("calibration")).filter(c -> c instanceof Map<?, ?>)
+                .map(c -> ((Map<?, ?>) c).get("layers")).filter(l -> l instanceof Map<?, ?>)
+                .map(l -> ((Map<?, ?>) l).get(component)).filter(l -> l instanceof Map<?, ?>)
+                .map(l -> (Map<?, ?>) l).orElse(null);
     }
 
     private static long qwenDim(QwenNaming n, Checkpoint source) {

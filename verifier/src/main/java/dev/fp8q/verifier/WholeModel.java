@@ -22,15 +22,15 @@ import java.util.regex.Matcher;
  * order, the head) for the reference and each FP8 run at several timesteps and seeds. Checks: the model output (the
  * velocity prediction) against its bound, and the drift of each residual stream after each block (reported,
  * bounded only when the user sets a "drift" bound). The runs advance block by block together, so each block's
- * weights are loaded once.
+ * weights are loaded once. With input scales, the reference run also feeds {@link StaticFits}.
  */
 final class WholeModel {
 
     private WholeModel() {}
 
     static <S extends ChainedModel.Step> List<Check> run(String component, ChainedModel<S> model, Runs runs,
-            Collection<String> fp8Names, Verifier.Options options, Double capturedTimestep, List<String> notes)
-            throws FormatException {
+            Collection<String> fp8Names, Verifier.Options options, Double capturedTimestep, List<String> notes,
+            StaticFits fits) throws FormatException {
         Verifier.Whole whole = options.whole();
         List<Double> timesteps = whole.timesteps() != null ? whole.timesteps()
                 : capturedTimestep != null ? List.of(capturedTimestep)
@@ -58,10 +58,15 @@ final class WholeModel {
                 options.log().accept("whole model, " + step.description() + ": " + layers + " blocks, "
                         + (1 + fp8Runs.size()) + " runs");
                 float[][] ref = step.streams();
+                RunWeights reference = runs.reference();
+                if (fits != null) {
+                    fits.input(t, step.description());
+                    reference = fits.weights();
+                }
                 Map<String, float[][]> xs = new LinkedHashMap<>();
                 fp8Runs.keySet().forEach(r -> xs.put(r, step.streams()));
                 for (int b = 0; b < layers; b++) {
-                    ref = model.block(b, step, ref, runs.reference(), runs.math());
+                    ref = model.block(b, step, ref, reference, runs.math());
                     for (Map.Entry<String, RunWeights> r : fp8Runs.entrySet()) {
                         float[][] x = model.block(b, step, xs.get(r.getKey()), r.getValue(), runs.math());
                         xs.put(r.getKey(), x);
@@ -74,7 +79,7 @@ final class WholeModel {
                     }
                     runs.endBlock();
                 }
-                float[] refOut = model.head(step, ref, runs.reference());
+                float[] refOut = model.head(step, ref, reference);
                 for (Map.Entry<String, RunWeights> r : fp8Runs.entrySet()) {
                     float[] out = model.head(step, xs.get(r.getKey()), r.getValue());
                     checks.add(Check.of(component, "model_output", null, step.description(), null, r.getKey(),

@@ -179,6 +179,7 @@ public final class VerifyReports {
                         c.passed() ? "ok" : "FAIL"));
             }
         }
+        staticTable(r, b);
         List<Check> failed = r.failures();
         if (!failed.isEmpty()) {
             b.append("failed:\n");
@@ -191,6 +192,41 @@ public final class VerifyReports {
                 s.passed() ? "PASS" : "FAIL", s.checks(), s.failed(), s.gflop(), r.settings().get("device"), s.seconds(),
                 phases(s.phaseSeconds())));
         return b.toString();
+    }
+
+    /** Rows of the terminal's static-scales table: the Linears where static loses most. */
+    static final int STATIC_ROWS = 20;
+
+    /** The static scales section, worst first (terminal: the first {@link #STATIC_ROWS}). */
+    private static void staticTable(VerifyReport r, StringBuilder b) {
+        if (r.staticScales() == null) {
+            return;
+        }
+        List<VerifyReport.StaticScale> rows = worstFirst(r);
+        b.append(String.format(Locale.ROOT, "static scales: %d FP8 Linears, dB lost by w8a8_static against dynamic w8a8 "
+                + "at the worst input, worst first%s%n", rows.size(),
+                rows.size() > STATIC_ROWS ? " (" + STATIC_ROWS + " shown; every Linear in --json / --markdown)" : ""));
+        String fmt = "%-44s %12s %-12s %14s %9s %9s %8s %8s%n";
+        b.append(String.format(Locale.ROOT, fmt, "linear", "amax spread", "(from)", "worst input", "dynamic", "static",
+                "lost dB", "clipped"));
+        for (VerifyReport.StaticScale s : rows.subList(0, Math.min(STATIC_ROWS, rows.size()))) {
+            b.append(String.format(Locale.ROOT, fmt, (s.component().isEmpty() ? "" : s.component() + ": ") + s.layer(),
+                    spread(s), s.spreadFrom(), s.worstInput(), db(s.dynamicSqnrDb()), db(s.staticSqnrDb()),
+                    db(s.dbLost()), clipped(s)));
+        }
+    }
+
+    private static List<VerifyReport.StaticScale> worstFirst(VerifyReport r) {
+        return r.staticScales().stream().sorted(Comparator.comparingDouble((VerifyReport.StaticScale s) ->
+                Double.isNaN(s.dbLost()) ? Double.NEGATIVE_INFINITY : s.dbLost()).reversed()).toList();
+    }
+
+    private static String spread(VerifyReport.StaticScale s) {
+        return s.amaxSpread() == null ? "-" : String.format(Locale.ROOT, "%.3fx", s.amaxSpread());
+    }
+
+    private static String clipped(VerifyReport.StaticScale s) {
+        return s.clipped() == null ? "-" : String.format(Locale.ROOT, "%.3f%%", 100 * s.clipped());
     }
 
     private static String shortLayer(String layer) {
@@ -248,6 +284,20 @@ public final class VerifyReports {
                     .append(" | ").append(c.bound() == null ? "" : bound(c.bound()))
                     .append(" | ").append(c.passed() ? "ok" : "**FAIL**: " + String.join("; ", c.failures()).replace("|", "\\|"))
                     .append(" |\n");
+        }
+        if (r.staticScales() != null) {
+            b.append("\n## Static scales\n\nPer FP8 Linear with an input_scale: the amax spread across timesteps (max / min "
+                    + "of the per-timestep amax; from the calibration recorded in the manifest, else measured), and the dB "
+                    + "w8a8_static loses against dynamic w8a8 on the Linear's reference input where it loses most. Worst first.\n\n");
+            b.append("| linear | amax spread | from | worst input | dynamic w8a8 SQNR dB | w8a8_static SQNR dB | dB lost | clipped |\n");
+            b.append("| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |\n");
+            for (VerifyReport.StaticScale f : worstFirst(r)) {
+                b.append("| ").append(f.component().isEmpty() ? "" : f.component() + ": ").append(f.layer())
+                        .append(" | ").append(spread(f)).append(" | ").append(f.spreadFrom())
+                        .append(" | ").append(f.worstInput()).append(" | ").append(db(f.dynamicSqnrDb()))
+                        .append(" | ").append(db(f.staticSqnrDb())).append(" | ").append(db(f.dbLost()))
+                        .append(" | ").append(clipped(f)).append(" |\n");
+            }
         }
         return b.toString();
     }

@@ -84,14 +84,20 @@ public final class ActivationQuantizer {
         return out;
     }
 
-    /** x / scale clamped to +-448, rounded to E4M3, times scale; counts the values that were clamped. */
+    /**
+     * Beyond this |x / scale| saturation changes a value by more than rounding: 464 is 448 plus half the top binade's
+     * step, the tie that rounds to 448 anyway. (The max input under a max-calibrated scale lands within an ulp of 448.)
+     */
+    static final float CLIP = 464f;
+
+    /** x / scale clamped to +-448, rounded to E4M3, times scale; counts the values saturation cut (beyond {@link #CLIP}). */
     public static Static withScale(float[] x, float scale) {
         float[] out = new float[x.length];
         long clipped = IntStream.range(0, (x.length + 65535) >>> 16).parallel().mapToLong(c -> {
             long n = 0;
             for (int i = c << 16, end = Math.min(x.length, i + 65536); i < end; i++) {
                 out[i] = quantize(x[i], scale);
-                n += Math.abs(x[i] / scale) > E4M3.MAX ? 1 : 0;
+                n += Math.abs(x[i] / scale) > CLIP ? 1 : 0;
             }
             return n;
         }).sum();

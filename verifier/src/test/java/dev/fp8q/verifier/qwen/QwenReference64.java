@@ -21,11 +21,18 @@ final class QwenReference64 {
     final Map<String, float[]> w;
     final int dim;
     final Predicate<String> w8a8;
+    /** Static input scales by Linear: x -> clamp(x / s, +-448) rounded to E4M3, times s (w8a8_static). */
+    final Map<String, Float> inputScales;
 
     QwenReference64(Map<String, float[]> w, int dim, Predicate<String> w8a8) {
+        this(w, dim, w8a8, Map.of());
+    }
+
+    QwenReference64(Map<String, float[]> w, int dim, Predicate<String> w8a8, Map<String, Float> inputScales) {
         this.w = w;
         this.dim = dim;
         this.w8a8 = w8a8;
+        this.inputScales = inputScales;
     }
 
     /** {image stream, text stream} after block b, each flattened [tokens * dim]. */
@@ -256,7 +263,16 @@ final class QwenReference64 {
         int in = x[0].length;
         int out = wt.length / in;
         double[][] xin = x;
-        if (w8a8.test(base)) {
+        if (inputScales.containsKey(base)) {
+            float s = inputScales.get(base);
+            xin = new double[x.length][in];
+            for (int r = 0; r < x.length; r++) {
+                for (int i = 0; i < in; i++) {
+                    float q = (float) Math.max(-448, Math.min(448, x[r][i] / s));
+                    xin[r][i] = (double) E4M3.decode(E4M3.encode(q)) * s;
+                }
+            }
+        } else if (w8a8.test(base)) {
             double amax = 0;
             for (double[] row : x) {
                 for (double v : row) {

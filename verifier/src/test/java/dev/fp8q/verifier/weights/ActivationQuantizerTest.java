@@ -31,4 +31,17 @@ class ActivationQuantizerTest {
         assertEquals(-127, ActivationQuantizer.mxExponent(0x1p-140f));
         assertEquals(0, ActivationQuantizer.mxExponent(448f));
     }
+
+    @Test
+    void staticScaleSaturatesAndCountsOnlyWhatRoundingWouldNotHaveReached() {
+        float scale = 0.5f;
+        // x / scale: 448.0001 and 464 (the tie, to even: 448) round to 448 anyway; 464.5 and -1000 are cut
+        float[] x = {224.00005f, 232f, 232.25f, -500f, 5f};
+        ActivationQuantizer.Static q = ActivationQuantizer.withScale(x, scale);
+        assertArrayEquals(new float[] {224f, 224f, 224f, -224f, 5f}, q.values());
+        assertEquals(2, q.clipped());
+        // the max-calibrated scale of an input (amax / 448) clips nothing, whatever the float32 rounding of the scale
+        float[] y = {3.3f, -7.77f, 1e-3f};
+        assertEquals(0, ActivationQuantizer.withScale(y, 7.77f / 448f).clipped());
+    }
 }
