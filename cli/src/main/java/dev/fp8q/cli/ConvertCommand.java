@@ -95,7 +95,7 @@ final class ConvertCommand implements Callable<Integer> {
         Manifest m = new Converter(new Converter.Options(conversion.preset, conversion.userRules(), bf16, keepNonFinite,
                 threads != null ? threads : Runtime.getRuntime().availableProcessors(), force, cmd,
                 conversion.scaling().withBf16Scales(bf16Scales), outLayout, conversion.pthKey,
-                List.copyOf(conversion.components)), bar).convert(source, target);
+                List.copyOf(conversion.components), conversion.loras(), conversion.loraLenient), bar).convert(source, target);
         double secs = (System.nanoTime() - t0) / 1e9;
         if (quiet) {
             return ExitCodes.OK;

@@ -23,6 +23,8 @@ import dev.fp8q.formats.TensorFile;
 import dev.fp8q.formats.pth.PthFile;
 import dev.fp8q.formats.codec.Amax;
 import dev.fp8q.formats.codec.Elements;
+import dev.fp8q.formats.lora.LoraMerge;
+import dev.fp8q.formats.lora.LoraSpec;
 import dev.fp8q.formats.manifest.Manifest;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
 import dev.fp8q.formats.safetensors.ShardIndex;
@@ -61,7 +63,19 @@ public final class Converter {
      */
     public record Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve,
             int threads, boolean force, List<String> commandLine, Scaling scaling, Layout layout, String pthKey,
-            List<String> components) {
+            List<String> components, List<LoraSpec> loras, boolean loraLenient) {
+
+        public Options {
+            loras = List.copyOf(loras);
+        }
+
+        /** No LoRA merged. */
+        public Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve, int threads,
+                boolean force, List<String> commandLine, Scaling scaling, Layout layout, String pthKey,
+                List<String> components) {
+            this(preset, rules, preserveAsBf16, nonFinitePreserve, threads, force, commandLine, scaling, layout, pthKey,
+                    components, List.of(), false);
+        }
 
         /** Per-tensor scales in the default (ComfyUI) layout. */
         public Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve, int threads,
@@ -74,6 +88,9 @@ public final class Converter {
     private final Options options;
     private final Progress progress;
     private final ForkJoinPool pool;
+    /** The LoRAs resolved against the one converted component (none: {@link LoraMerge#NONE}). */
+    private LoraMerge loras = LoraMerge.NONE;
+    private LoraTensors merged;
 
     public Converter(Options options, Progress progress) {
         this.options = options;
@@ -109,6 +126,7 @@ public final class Converter {
         try (SourcePlan plan = SourcePlan.of(src, options.preset(), options.rules(), options.components(), options.pthKey())) {
             plan.requireWork(options.preset());
             plan.notes().forEach(progress::warn);
+            loras = resolveLoras(plan, options.loras(), options.loraLenient(), progress::warn);
             Files.createDirectories(target.getParent());
             Path tmp = target.resolveSibling("." + target.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
             try (OutputLock lock = OutputLock.acquire(target);
@@ -120,8 +138,35 @@ public final class Converter {
                 return convertLocked(src, plan, tmp, target, manifestPath);
             }
         } finally {
+            loras.close();
             pool.shutdownNow();
         }
+    }
+
+    /**
+     * Every LoRA file parsed and each key matched to a weight of the one converted component, shapes checked,
+     * before anything is written. Lenient: the keys skipped are listed as warnings.
+     */
+    public static LoraMerge resolveLoras(SourcePlan plan, List<LoraSpec> specs, boolean lenient,
+            java.util.function.Consumer<String> warn) throws ConvertException, dev.fp8q.formats.FormatException {
+        if (specs.isEmpty()) {
+            return LoraMerge.NONE;
+        }
+        List<SourcePlan.Part> conv = plan.converted();
+        if (conv.size() != 1) {
+            throw new ConvertException("--lora merges into one transformer, but " + conv.size() + " components are converted ("
+                    + String.join(", ", conv.stream().map(SourcePlan.Part::name).toList())
+                    + "): convert each expert's folder on its own with the LoRA made for it");
+        }
+        SourcePlan.Part part = conv.getFirst();
+        LoraMerge m = LoraMerge.resolve(specs, part.checkpoint().tensors().stream().map(Checkpoint.Tensor::entry).toList(),
+                part.prefix(), lenient);
+        for (LoraMerge.Applied a : m.applied()) {
+            for (String skipped : a.skipped()) {
+                warn.accept(a.file() + ": skipped (--lora-lenient): " + skipped);
+            }
+        }
+        return m;
     }
 
     private void guard(Path src, Path target, Path manifestPath) throws java.io.IOException, ConvertException {
@@ -260,6 +305,11 @@ public final class Converter {
         // each file has its own writer (writes to one file go one at a time).
         @SuppressWarnings("unchecked")
         List<Manifest.TensorRecord>[] converted = new List[shards.size()];
+        long largest = 0;
+        for (Checkpoint.Tensor t : cp.tensors()) {
+            largest = loras.targets(t.name()) ? Math.max(largest, 4 * t.entry().numel()) : largest;
+        }
+        merged = new LoraTensors(pool, loras, largest);
         ChunkBuffers.forEachIndex(pool, shards.size(), i -> {
             TensorFile shard = shards.get(i);
             List<Checkpoint.Tensor> tensors = cp.tensors().stream().filter(t -> t.shard() == shard).toList();
@@ -380,8 +430,15 @@ public final class Converter {
                 if (j.decision().action() == Action.QUANTIZE) {
                     QuantResult r;
                     try {
-                        r = quantizer.quantize(e.name(), data, e.dtype(), e.shape(), options.scaling(),
-                                (el, bytes) -> w.write(e.name(), el, bytes));
+                        if (merged.targets(e.name())) { // the merged weight, rounded once to float32, takes the F32 path
+                            try (LoraTensors.Merged m = merged.float32(j.source())) {
+                                r = quantizer.quantize(e.name(), m.values, DType.F32, e.shape(), options.scaling(),
+                                        (el, bytes) -> w.write(e.name(), el, bytes));
+                            }
+                        } else {
+                            r = quantizer.quantize(e.name(), data, e.dtype(), e.shape(), options.scaling(),
+                                    (el, bytes) -> w.write(e.name(), el, bytes));
+                        }
                     } catch (NonFiniteException nf) {
                         throw new ConvertException(j.source().shard().path() + ": " + nf.getMessage());
                     }
@@ -390,6 +447,8 @@ public final class Converter {
                     }
                     w.write(j.scaleName(), scaleBytes(r.scales()));
                     results.put(e.name(), r);
+                } else if (merged.targets(e.name())) {
+                    merged.writeKept(j.source(), j.outType(), w);
                 } else {
                     copy(w, e, data, j.outType());
                 }
@@ -506,8 +565,14 @@ public final class Converter {
                 srcBytes += n * DType.valueOf(r.sourceDtype()).bits() / 8;
             }
         }
+        List<Manifest.LoraRecord> loraRecords = null;
+        if (!loras.isEmpty()) {
+            settings.put("lora_merge", LoraMerge.NOTE);
+            loraRecords = loras.applied().stream().map(a -> new Manifest.LoraRecord(a.file().toAbsolutePath().normalize().toString(),
+                    a.crc32c(), a.strength(), a.style(), a.keysApplied(), a.targets(), a.skipped())).toList();
+        }
         return new Manifest(Manifest.TOOL, VERSION, options.commandLine(), sources, settings, components, files, records,
-                new Manifest.Totals(records.size(), q, p, srcBytes, outBytes));
+                new Manifest.Totals(records.size(), q, p, srcBytes, outBytes), loraRecords);
     }
 
     /**

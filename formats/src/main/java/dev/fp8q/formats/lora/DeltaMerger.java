@@ -1,0 +1,180 @@
+package dev.fp8q.formats.lora;
+
+import dev.fp8q.formats.Checkpoint;
+import dev.fp8q.formats.DType;
+import dev.fp8q.formats.codec.Elements;
+import dev.fp8q.formats.safetensors.TensorEntry;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import jdk.incubator.vector.DoubleVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The merged values of one target, W + sum of its deltas in order, in float64, rows at a time: the weight viewed
+ * as [rows = shape[0], cols = the rest] (a 1-D tensor is one row). Each low-rank factor pair is widened to float64
+ * once per target (down [rank, cols], up [rows, rank]: a few MiB), and up @ down is computed in register blocks
+ * of 4 rows x 2 vectors with FMA over the rank, so no [rows, cols] product is ever held. Callers round the result
+ * once (to float32 for FP8, to the output dtype for kept tensors).
+ */
+public final class DeltaMerger {
+
+    private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
+    private static final int V = D.length();
+
+    private sealed interface Part permits Factors, Dense {}
+
+    private record Factors(double scale, double[] up, double[] down, int rank) implements Part {}
+
+    private record Dense(double strength, MemorySegment diff, DType dtype) implements Part {}
+
+    private final MemorySegment weight;
+    private final DType dtype;
+    private final long rows;
+    private final int cols;
+    private final List<Part> parts = new ArrayList<>();
+
+    public DeltaMerger(Checkpoint.Tensor target, List<LoraMerge.Delta> deltas) {
+        TensorEntry e = target.entry();
+        this.weight = target.data();
+        this.dtype = e.dtype();
+        this.rows = rows(e);
+        long c = e.numel() / Math.max(1, rows);
+        if (c > Integer.MAX_VALUE / 8) {
+            throw new IllegalArgumentException(e.name() + ": rows of " + c + " elements are too long to merge");
+        }
+        this.cols = (int) c;
+        for (LoraMerge.Delta d : deltas) {
+            switch (d) {
+                case LoraMerge.LowRank lr -> parts.add(new Factors(lr.scale(), widen(lr.up()), widen(lr.down()), lr.rank()));
+                case LoraMerge.Full f -> parts.add(new Dense(f.strength(), f.diff().data(), f.diff().entry().dtype()));
+            }
+        }
+    }
+
+    /** Rows of the matrix view: shape[0], or 1 for a scalar or 1-D tensor. */
+    public static long rows(TensorEntry e) {
+        return e.rank() < 2 ? 1 : e.dim(0);
+    }
+
+    public long rows() {
+        return rows;
+    }
+
+    public int cols() {
+        return cols;
+    }
+
+    /** Bytes of the float64 copies of the factors this merger holds. */
+    public long heapBytes() {
+        long n = 0;
+        for (Part p : parts) {
+            if (p instanceof Factors f) {
+                n += 8L * (f.up().length + f.down().length);
+            }
+        }
+        return n;
+    }
+
+    private static double[] widen(Checkpoint.Tensor t) {
+        long n = t.entry().numel();
+        if (n > Integer.MAX_VALUE - 16) {
+            throw new IllegalArgumentException(t.name() + ": " + n + " elements is more than one array holds");
+        }
+        MemorySegment seg = t.data();
+        DType dt = t.entry().dtype();
+        double[] out = new double[(int) n];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = Elements.getDouble(seg, dt, i);
+        }
+        return out;
+    }
+
+    /** Rows [from, to) merged into out (row-major, (to - from) * cols values). */
+    public void merge(long from, long to, double[] out) {
+        int n = (int) (to - from);
+        long base = from * cols;
+        for (int i = 0; i < n * cols; i++) {
+            out[i] = Elements.getDouble(weight, dtype, base + i);
+        }
+        for (Part p : parts) {
+            switch (p) {
+                case Factors f -> lowRank(f, from, n, out);
+                case Dense d -> {
+                    for (int i = 0; i < n * cols; i++) {
+                        out[i] += d.strength() * Elements.getDouble(d.diff(), d.dtype(), base + i);
+                    }
+                }
+            }
+        }
+    }
+
+    /** out[i][c] += scale * sum_k up[row0 + i][k] * down[k][c], the sum in float64 with FMA. */
+    private void lowRank(Factors f, long row0, int n, double[] out) {
+        double[] up = f.up();
+        double[] down = f.down();
+        int r = f.rank();
+        double s = f.scale();
+        int i = 0;
+        for (; i + 4 <= n; i += 4) {
+            int u = (int) ((row0 + i) * r);
+            int c = 0;
+            for (; c + 2 * V <= cols; c += 2 * V) {
+                DoubleVector a00 = DoubleVector.zero(D), a01 = a00, a10 = a00, a11 = a00;
+                DoubleVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+                for (int k = 0, dk = c; k < r; k++, dk += cols) {
+                    DoubleVector d0 = DoubleVector.fromArray(D, down, dk);
+                    DoubleVector d1 = DoubleVector.fromArray(D, down, dk + V);
+                    DoubleVector b0 = DoubleVector.broadcast(D, up[u + k]);
+                    DoubleVector b1 = DoubleVector.broadcast(D, up[u + r + k]);
+                    DoubleVector b2 = DoubleVector.broadcast(D, up[u + 2 * r + k]);
+                    DoubleVector b3 = DoubleVector.broadcast(D, up[u + 3 * r + k]);
+                    a00 = d0.fma(b0, a00);
+                    a01 = d1.fma(b0, a01);
+                    a10 = d0.fma(b1, a10);
+                    a11 = d1.fma(b1, a11);
+                    a20 = d0.fma(b2, a20);
+                    a21 = d1.fma(b2, a21);
+                    a30 = d0.fma(b3, a30);
+                    a31 = d1.fma(b3, a31);
+                }
+                add(out, i * cols + c, s, a00, a01);
+                add(out, (i + 1) * cols + c, s, a10, a11);
+                add(out, (i + 2) * cols + c, s, a20, a21);
+                add(out, (i + 3) * cols + c, s, a30, a31);
+            }
+            for (int j = 0; j < 4; j++) {
+                scalarTail(up, down, r, s, u + j * r, c, out, (i + j) * cols);
+            }
+        }
+        for (; i < n; i++) {
+            int u = (int) ((row0 + i) * r);
+            int c = 0;
+            for (; c + V <= cols; c += V) {
+                DoubleVector a = DoubleVector.zero(D);
+                for (int k = 0, dk = c; k < r; k++, dk += cols) {
+                    a = DoubleVector.fromArray(D, down, dk).fma(DoubleVector.broadcast(D, up[u + k]), a);
+                }
+                int o = i * cols + c;
+                DoubleVector.fromArray(D, out, o).add(a.mul(s)).intoArray(out, o);
+            }
+            scalarTail(up, down, r, s, u, c, out, i * cols);
+        }
+    }
+
+    private static void add(double[] out, int o, double s, DoubleVector lo, DoubleVector hi) {
+        DoubleVector.fromArray(D, out, o).add(lo.mul(s)).intoArray(out, o);
+        DoubleVector.fromArray(D, out, o + V).add(hi.mul(s)).intoArray(out, o + V);
+    }
+
+    /** Columns [from, cols) of one row, as the vector loop computes them. */
+    private void scalarTail(double[] up, double[] down, int r, double s, int u, int from, double[] out, int rowStart) {
+        for (int c = from; c < cols; c++) {
+            double a = 0;
+            for (int k = 0; k < r; k++) {
+                a = Math.fma(up[u + k], down[k * cols + c], a);
+            }
+            out[rowStart + c] += a * s;
+        }
+    }
+}
