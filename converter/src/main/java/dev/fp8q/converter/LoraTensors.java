@@ -9,6 +9,7 @@ import dev.fp8q.formats.lora.LoraMerge;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.Semaphore;
 
@@ -16,67 +17,65 @@ import java.util.concurrent.Semaphore;
  * The tensors LoRAs change, merged in float64 rows at a time across the pool's workers and rounded once: a weight
  * to quantize becomes float32 in an off-heap buffer that then takes the converter's ordinary F32 path (scale and
  * encode unchanged); a kept tensor is rounded straight to its output dtype and written. Merged float32 buffers
- * are bounded by a budget (the largest target, at least 512 MiB), so tensors converted in parallel never hold
- * more than that at once.
+ * (each the size of the largest target) are pooled within a budget of 512 MiB, or one buffer when a target is
+ * larger, so tensors converted in parallel never hold more than that at once.
  */
 final class LoraTensors {
 
-    /** float64 values per row task: a 2 MiB buffer. */
-    private static final int TASK_VALUES = 1 << 18;
+    /** float64 values per row task (an 8 MiB buffer per worker): enough rows to reuse each cached tile of down. */
+    private static final int TASK_VALUES = 1 << 20;
 
     private final ForkJoinPool pool;
     private final LoraMerge merge;
-    private final Semaphore budgetMiB;
+    private final long bufferBytes;
+    private final Semaphore slots;
+    /** Buffers of bufferBytes, reused: a fresh one per target cost its zeroing and page faults every time. */
+    private final ConcurrentLinkedQueue<MemorySegment> free = new ConcurrentLinkedQueue<>();
 
     LoraTensors(ForkJoinPool pool, LoraMerge merge, long largestTargetBytes) {
         this.pool = pool;
         this.merge = merge;
-        this.budgetMiB = new Semaphore((int) Math.max(512, mib(largestTargetBytes)));
+        this.bufferBytes = Math.max(64, largestTargetBytes);
+        this.slots = new Semaphore((int) Math.max(1, BUDGET / bufferBytes));
     }
+
+    /** Bytes of merged float32 buffers at most (or one buffer when a target is larger). */
+    private static final long BUDGET = 512L << 20;
 
     boolean targets(String name) {
         return merge.targets(name);
     }
 
-    private static int mib(long bytes) {
-        return (int) ((bytes + (1 << 20) - 1) >> 20);
-    }
-
-    /** A merged float32 tensor that holds its budget until closed. */
+    /** A merged float32 tensor in a pooled buffer, returned to the pool when closed. */
     final class Merged implements AutoCloseable {
-        private final Arena arena = Arena.ofShared();
-        private final int permits;
+        private final MemorySegment buffer;
         final MemorySegment values;
 
         private Merged(long bytes) throws InterruptedException {
-            permits = Math.max(1, mib(bytes));
             ForkJoinPool.managedBlock(new ForkJoinPool.ManagedBlocker() { // the pool adds a worker while this one waits
                 boolean got;
 
                 @Override
                 public boolean block() throws InterruptedException {
-                    budgetMiB.acquire(permits);
+                    slots.acquire();
                     got = true;
                     return true;
                 }
 
                 @Override
                 public boolean isReleasable() {
-                    return got || (got = budgetMiB.tryAcquire(permits));
+                    return got || (got = slots.tryAcquire());
                 }
             });
-            try {
-                values = arena.allocate(bytes, 64);
-            } catch (RuntimeException | Error e) {
-                budgetMiB.release(permits);
-                throw e;
-            }
+            MemorySegment b = free.poll();
+            buffer = b != null ? b : Arena.ofAuto().allocate(bufferBytes, 64);
+            values = buffer.asSlice(0, bytes);
         }
 
         @Override
         public void close() {
-            arena.close();
-            budgetMiB.release(permits);
+            free.add(buffer);
+            slots.release();
         }
     }
 
@@ -86,7 +85,11 @@ final class LoraTensors {
         Merged out = new Merged(4 * t.entry().numel());
         try {
             forRows(m, (from, vals, n) -> {
-                float[] f = new float[n];
+                float[] f = FLOATS.get();
+                if (f.length < n) {
+                    f = new float[n];
+                    FLOATS.set(f);
+                }
                 for (int i = 0; i < n; i++) {
                     f[i] = (float) vals[i];
                 }
@@ -125,6 +128,7 @@ final class LoraTensors {
     }
 
     private static final ThreadLocal<double[]> BUFFER = ThreadLocal.withInitial(() -> new double[0]);
+    private static final ThreadLocal<float[]> FLOATS = ThreadLocal.withInitial(() -> new float[0]);
 
     private void forRows(DeltaMerger m, Rows body) throws Exception {
         long rows = m.rows();

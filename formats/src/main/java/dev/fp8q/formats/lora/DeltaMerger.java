@@ -21,10 +21,12 @@ public final class DeltaMerger {
 
     private static final VectorSpecies<Double> D = DoubleVector.SPECIES_PREFERRED;
     private static final int V = D.length();
+    /** Doubles of down per column tile: 128 KiB, within a core's L2. */
+    private static final int TILE_DOUBLES = 1 << 14;
 
     private sealed interface Part permits Factors, Dense {}
 
-    private record Factors(double scale, double[] up, double[] down, int rank) implements Part {}
+    private record Factors(double scale, double[] up, double[] down, double[] panels, int rank) implements Part {}
 
     private record Dense(double strength, MemorySegment diff, DType dtype) implements Part {}
 
@@ -46,7 +48,10 @@ public final class DeltaMerger {
         this.cols = (int) c;
         for (LoraMerge.Delta d : deltas) {
             switch (d) {
-                case LoraMerge.LowRank lr -> parts.add(new Factors(lr.scale(), widen(lr.up()), widen(lr.down()), lr.rank()));
+                case LoraMerge.LowRank lr -> {
+                    double[] down = widen(lr.down());
+                    parts.add(new Factors(lr.scale(), widen(lr.up()), down, pack(down, lr.rank(), cols), lr.rank()));
+                }
                 case LoraMerge.Full f -> parts.add(new Dense(f.strength(), f.diff().data(), f.diff().entry().dtype()));
             }
         }
@@ -70,7 +75,7 @@ public final class DeltaMerger {
         long n = 0;
         for (Part p : parts) {
             if (p instanceof Factors f) {
-                n += 8L * (f.up().length + f.down().length);
+                n += 8L * (f.up().length + f.down().length + f.panels().length);
             }
         }
         return n;
@@ -109,57 +114,86 @@ public final class DeltaMerger {
         }
     }
 
-    /** out[i][c] += scale * sum_k up[row0 + i][k] * down[k][c], the sum in float64 with FMA. */
+    /**
+     * out[i][c] += scale * sum_k up[row0 + i][k] * down[k][c], the sum in float64 with FMA. down is packed in
+     * panels of 2 vectors of columns (each panel's rank x 2V doubles contiguous: read in sequence, not a row stride
+     * apart, which mapped every k onto the same few L1 sets), and the panels go in tiles of about 128 KiB that stay
+     * in the core's L2 while all the rows pass over them.
+     */
     private void lowRank(Factors f, long row0, int n, double[] out) {
         double[] up = f.up();
-        double[] down = f.down();
+        double[] panels = f.panels();
         int r = f.rank();
         double s = f.scale();
-        int i = 0;
-        for (; i + 4 <= n; i += 4) {
-            int u = (int) ((row0 + i) * r);
-            int c = 0;
-            for (; c + 2 * V <= cols; c += 2 * V) {
-                DoubleVector a00 = DoubleVector.zero(D), a01 = a00, a10 = a00, a11 = a00;
-                DoubleVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-                for (int k = 0, dk = c; k < r; k++, dk += cols) {
-                    DoubleVector d0 = DoubleVector.fromArray(D, down, dk);
-                    DoubleVector d1 = DoubleVector.fromArray(D, down, dk + V);
-                    DoubleVector b0 = DoubleVector.broadcast(D, up[u + k]);
-                    DoubleVector b1 = DoubleVector.broadcast(D, up[u + r + k]);
-                    DoubleVector b2 = DoubleVector.broadcast(D, up[u + 2 * r + k]);
-                    DoubleVector b3 = DoubleVector.broadcast(D, up[u + 3 * r + k]);
-                    a00 = d0.fma(b0, a00);
-                    a01 = d1.fma(b0, a01);
-                    a10 = d0.fma(b1, a10);
-                    a11 = d1.fma(b1, a11);
-                    a20 = d0.fma(b2, a20);
-                    a21 = d1.fma(b2, a21);
-                    a30 = d0.fma(b3, a30);
-                    a31 = d1.fma(b3, a31);
+        int w = 2 * V;
+        int count = cols / w;
+        int tile = Math.max(1, TILE_DOUBLES / (r * w));
+        for (int p0 = 0; p0 < count; p0 += tile) {
+            int p1 = Math.min(count, p0 + tile);
+            int i = 0;
+            for (; i + 4 <= n; i += 4) {
+                int u = (int) ((row0 + i) * r);
+                for (int p = p0; p < p1; p++) {
+                    block4x2(up, panels, p * r * w, r, u, s, out, i * cols + p * w, cols);
                 }
-                add(out, i * cols + c, s, a00, a01);
-                add(out, (i + 1) * cols + c, s, a10, a11);
-                add(out, (i + 2) * cols + c, s, a20, a21);
-                add(out, (i + 3) * cols + c, s, a30, a31);
             }
-            for (int j = 0; j < 4; j++) {
-                scalarTail(up, down, r, s, u + j * r, c, out, (i + j) * cols);
+            for (; i < n; i++) {
+                int u = (int) ((row0 + i) * r);
+                for (int p = p0; p < p1; p++) {
+                    DoubleVector a0 = DoubleVector.zero(D);
+                    DoubleVector a1 = a0;
+                    for (int k = 0, q = p * r * w; k < r; k++, q += w) {
+                        DoubleVector b = DoubleVector.broadcast(D, up[u + k]);
+                        a0 = DoubleVector.fromArray(D, panels, q).fma(b, a0);
+                        a1 = DoubleVector.fromArray(D, panels, q + V).fma(b, a1);
+                    }
+                    add(out, i * cols + p * w, s, a0, a1);
+                }
             }
         }
-        for (; i < n; i++) {
-            int u = (int) ((row0 + i) * r);
-            int c = 0;
-            for (; c + V <= cols; c += V) {
-                DoubleVector a = DoubleVector.zero(D);
-                for (int k = 0, dk = c; k < r; k++, dk += cols) {
-                    a = DoubleVector.fromArray(D, down, dk).fma(DoubleVector.broadcast(D, up[u + k]), a);
-                }
-                int o = i * cols + c;
-                DoubleVector.fromArray(D, out, o).add(a.mul(s)).intoArray(out, o);
-            }
-            scalarTail(up, down, r, s, u, c, out, i * cols);
+        for (int i = 0; i < n; i++) { // the last cols % 2V columns
+            scalarTail(up, f.down(), r, s, (int) ((row0 + i) * r), count * w, cols, out, i * cols);
         }
+    }
+
+    /** down [r, cols] as panels of 2V columns: panel p holds down[k][p*2V + j] at p*r*2V + k*2V + j. */
+    private static double[] pack(double[] down, int r, int cols) {
+        int w = 2 * V;
+        int count = cols / w;
+        double[] out = new double[count * r * w];
+        for (int p = 0; p < count; p++) {
+            for (int k = 0; k < r; k++) {
+                System.arraycopy(down, k * cols + p * w, out, (p * r + k) * w, w);
+            }
+        }
+        return out;
+    }
+
+    /** Four rows by one panel: eight accumulators in registers over the whole rank. */
+    private static void block4x2(double[] up, double[] panels, int q0, int r, int u, double s, double[] out, int o,
+            int stride) {
+        DoubleVector a00 = DoubleVector.zero(D), a01 = a00, a10 = a00, a11 = a00;
+        DoubleVector a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        for (int k = 0, q = q0; k < r; k++, q += 2 * V) {
+            DoubleVector d0 = DoubleVector.fromArray(D, panels, q);
+            DoubleVector d1 = DoubleVector.fromArray(D, panels, q + V);
+            DoubleVector b0 = DoubleVector.broadcast(D, up[u + k]);
+            DoubleVector b1 = DoubleVector.broadcast(D, up[u + r + k]);
+            DoubleVector b2 = DoubleVector.broadcast(D, up[u + 2 * r + k]);
+            DoubleVector b3 = DoubleVector.broadcast(D, up[u + 3 * r + k]);
+            a00 = d0.fma(b0, a00);
+            a01 = d1.fma(b0, a01);
+            a10 = d0.fma(b1, a10);
+            a11 = d1.fma(b1, a11);
+            a20 = d0.fma(b2, a20);
+            a21 = d1.fma(b2, a21);
+            a30 = d0.fma(b3, a30);
+            a31 = d1.fma(b3, a31);
+        }
+        add(out, o, s, a00, a01);
+        add(out, o + stride, s, a10, a11);
+        add(out, o + 2 * stride, s, a20, a21);
+        add(out, o + 3 * stride, s, a30, a31);
     }
 
     private static void add(double[] out, int o, double s, DoubleVector lo, DoubleVector hi) {
@@ -167,9 +201,9 @@ public final class DeltaMerger {
         DoubleVector.fromArray(D, out, o + V).add(hi.mul(s)).intoArray(out, o + V);
     }
 
-    /** Columns [from, cols) of one row, as the vector loop computes them. */
-    private void scalarTail(double[] up, double[] down, int r, double s, int u, int from, double[] out, int rowStart) {
-        for (int c = from; c < cols; c++) {
+    /** Columns [from, to) of one row, as the vector loop computes them. */
+    private void scalarTail(double[] up, double[] down, int r, double s, int u, int from, int to, double[] out, int rowStart) {
+        for (int c = from; c < to; c++) {
             double a = 0;
             for (int k = 0; k < r; k++) {
                 a = Math.fma(up[u + k], down[k * cols + c], a);
