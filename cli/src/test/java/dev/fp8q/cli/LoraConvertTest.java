@@ -351,6 +351,36 @@ class LoraConvertTest {
         }
     }
 
+    @Test
+    void verifyComparesWithTheMergedReference(@TempDir Path dir) throws Exception {
+        Path src = wan(dir, WanNaming.ORIGINAL);
+        Lora l = new Lora(11);
+        try (Checkpoint cp = Checkpoint.open(src)) {
+            for (String lin : LINEARS) {
+                String m = "blocks.1." + lin;
+                long[] s = cp.tensor(m + ".weight").orElseThrow().entry().shape();
+                l.pair("lora_unet_" + m.replace('.', '_'), ".lora_down.weight", ".lora_up.weight", m + ".weight", s[0], s[1], 8, 1.0);
+            }
+        }
+        Path lf = l.write(dir.resolve("k.safetensors"));
+        Path dst = dir.resolve("out.safetensors");
+        DropInTest.ok("convert", "--quiet", src.toString(), dst.toString(), "--lora", lf + ":2");
+        CliRun merged = CliRun.of("verify", src.toString(), dst.toString(), "--device", "cpu", "--lora", lf + ":2");
+        assertEquals(0, merged.code(), merged.out() + merged.err());
+        assertTrue(merged.out().contains("0 failed"), merged.out());
+        // the unmerged source, or another strength, is not what DST holds: its FP8 codes are named as changed
+        for (String[] args : List.of(new String[] {}, new String[] {"--lora", lf + ":1"})) {
+            List<String> cmd = new ArrayList<>(List.of("verify", src.toString(), dst.toString(), "--device", "cpu", "--blocks", "1"));
+            cmd.addAll(List.of(args));
+            CliRun r = CliRun.of(cmd.toArray(String[]::new));
+            assertEquals(1, r.code(), r.out() + r.err());
+            assertTrue(r.out().contains("blocks.1.ffn.2.weight"), r.out());
+            if (args.length == 0) {
+                assertTrue(r.err().contains("pass the same --lora"), r.err());
+            }
+        }
+    }
+
     /** A copy of a checkpoint with every key under a ComfyUI prefix. */
     static Path prefixed(Path src, Path out, String prefix) throws Exception {
         try (Checkpoint cp = Checkpoint.open(src)) {
