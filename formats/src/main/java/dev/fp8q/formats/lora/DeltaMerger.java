@@ -13,9 +13,9 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * The merged values of one target, W + sum of its deltas in order, in float64, rows at a time: the weight viewed
  * as [rows = shape[0], cols = the rest] (a 1-D tensor is one row). Each low-rank factor pair is widened to float64
- * once per target (down [rank, cols], up [rows, rank]: a few MiB), and up @ down is computed in register blocks
- * of 4 rows x 2 vectors with FMA over the rank, so no [rows, cols] product is ever held. Callers round the result
- * once (to float32 for FP8, to the output dtype for kept tensors).
+ * once per target (down [rank, cols] packed in panels, up [rows, rank]: a few MiB), and up @ down is computed in
+ * register blocks of 4 rows x 2 vectors with FMA over the rank, so no [rows, cols] product is ever held. Callers
+ * round the result once (to float32 for FP8, to the output dtype for kept tensors).
  */
 public final class DeltaMerger {
 
@@ -26,7 +26,8 @@ public final class DeltaMerger {
 
     private sealed interface Part permits Factors, Dense {}
 
-    private record Factors(double scale, double[] up, double[] down, double[] panels, int rank) implements Part {}
+    /** down held as panels of 2V columns and the columns after the last panel (tail, [rank, cols % 2V]). */
+    private record Factors(double scale, double[] up, double[] panels, double[] tail, int rank) implements Part {}
 
     private record Dense(double strength, MemorySegment diff, DType dtype) implements Part {}
 
@@ -49,8 +50,10 @@ public final class DeltaMerger {
         for (LoraMerge.Delta d : deltas) {
             switch (d) {
                 case LoraMerge.LowRank lr -> {
-                    double[] down = widen(lr.down());
-                    parts.add(new Factors(lr.scale(), widen(lr.up()), down, pack(down, lr.rank(), cols), lr.rank()));
+                    MemorySegment down = lr.down().data();
+                    DType dt = lr.down().entry().dtype();
+                    parts.add(new Factors(lr.scale(), widen(lr.up()), pack(down, dt, lr.rank(), cols), tail(down, dt, lr.rank(), cols),
+                            lr.rank()));
                 }
                 case LoraMerge.Full f -> parts.add(new Dense(f.strength(), f.diff().data(), f.diff().entry().dtype()));
             }
@@ -68,17 +71,6 @@ public final class DeltaMerger {
 
     public int cols() {
         return cols;
-    }
-
-    /** Bytes of the float64 copies of the factors this merger holds. */
-    public long heapBytes() {
-        long n = 0;
-        for (Part p : parts) {
-            if (p instanceof Factors f) {
-                n += 8L * (f.up().length + f.down().length + f.panels().length);
-            }
-        }
-        return n;
     }
 
     private static double[] widen(Checkpoint.Tensor t) {
@@ -151,19 +143,41 @@ public final class DeltaMerger {
                 }
             }
         }
-        for (int i = 0; i < n; i++) { // the last cols % 2V columns
-            scalarTail(up, f.down(), r, s, (int) ((row0 + i) * r), count * w, cols, out, i * cols);
+        int tc = cols - count * w;
+        for (int i = 0; i < n && tc > 0; i++) { // the last cols % 2V columns
+            double[] tail = f.tail();
+            int u = (int) ((row0 + i) * r);
+            for (int c = 0; c < tc; c++) {
+                double a = 0;
+                for (int k = 0; k < r; k++) {
+                    a = Math.fma(up[u + k], tail[k * tc + c], a);
+                }
+                out[i * cols + count * w + c] += a * s;
+            }
         }
     }
 
     /** down [r, cols] as panels of 2V columns: panel p holds down[k][p*2V + j] at p*r*2V + k*2V + j. */
-    private static double[] pack(double[] down, int r, int cols) {
+    private static double[] pack(MemorySegment down, DType dt, int r, int cols) {
         int w = 2 * V;
         int count = cols / w;
         double[] out = new double[count * r * w];
-        for (int p = 0; p < count; p++) {
-            for (int k = 0; k < r; k++) {
-                System.arraycopy(down, k * cols + p * w, out, (p * r + k) * w, w);
+        for (int k = 0; k < r; k++) {
+            for (int c = 0; c < count * w; c++) {
+                out[((c / w) * r + k) * w + c % w] = Elements.getDouble(down, dt, (long) k * cols + c);
+            }
+        }
+        return out;
+    }
+
+    /** The columns of down after its last whole panel, [r, cols % 2V]. */
+    private static double[] tail(MemorySegment down, DType dt, int r, int cols) {
+        int from = cols / (2 * V) * (2 * V);
+        int tc = cols - from;
+        double[] out = new double[r * tc];
+        for (int k = 0; k < r; k++) {
+            for (int c = 0; c < tc; c++) {
+                out[k * tc + c] = Elements.getDouble(down, dt, (long) k * cols + from + c);
             }
         }
         return out;
@@ -199,16 +213,5 @@ public final class DeltaMerger {
     private static void add(double[] out, int o, double s, DoubleVector lo, DoubleVector hi) {
         DoubleVector.fromArray(D, out, o).add(lo.mul(s)).intoArray(out, o);
         DoubleVector.fromArray(D, out, o + V).add(hi.mul(s)).intoArray(out, o + V);
-    }
-
-    /** Columns [from, to) of one row, as the vector loop computes them. */
-    private void scalarTail(double[] up, double[] down, int r, double s, int u, int from, int to, double[] out, int rowStart) {
-        for (int c = from; c < to; c++) {
-            double a = 0;
-            for (int k = 0; k < r; k++) {
-                a = Math.fma(up[u + k], down[k * cols + c], a);
-            }
-            out[rowStart + c] += a * s;
-        }
     }
 }
