@@ -45,7 +45,7 @@ for i in $(seq "$runs"); do
     arg=(); [ "$l" = none ] || arg=(--lora "$work/r$l-$dim-$layers.safetensors")
     t0=$(date +%s.%N)
     "$fp8q" convert "$src" "$work/out-$l.safetensors" --force --quiet "${arg[@]}" 2>&1 | grep -v incubator || true
-    t=$(echo "$(date +%s.%N) - $t0" | bc); times[$l]="${times[$l]:-} $t"
+    t=$(awk "BEGIN {print $(date +%s.%N) - $t0}"); times[$l]="${times[$l]:-} $t"
     echo "run $i lora=$l: $t s"
   done
 done
@@ -53,6 +53,6 @@ median() { printf '%s\n' $1 | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/
 base=$(median "${times[none]}")
 echo "median without LoRA: $base s ($(nproc) cores)"
 for r in $ranks; do
-  m=$(median "${times[$r]}"); echo "median rank $r: $m s, ratio $(echo "scale=2; $m / $base" | bc)"
+  m=$(median "${times[$r]}"); echo "median rank $r: $m s, ratio $(awk "BEGIN {printf \"%.2f\", $m / $base}")"
 done
 rm -f "$work"/out-*
