@@ -24,7 +24,7 @@ final class ConversionOptions {
     @Option(names = "--quantize", paramLabel = "REGEX", description = "Quantize matching weights (repeatable); also Conv2d/Conv3d weights, stored weight-only with one scale.")
     List<String> quantize = new ArrayList<>();
 
-    @Option(names = "--rules", paramLabel = "FILE", description = "JSON rules file: {\"ignore\": [...], \"quantize\": [...]}")
+    @Option(names = "--rules", paramLabel = "FILE", description = "JSON rules file: {\"ignore\": [...], \"quantize\": [...], \"loras\": [\"FILE[:STRENGTH]\", ...]}")
     Path rules;
 
     @Option(names = "--scaling", defaultValue = "tensor", paramLabel = "GRANULARITY",

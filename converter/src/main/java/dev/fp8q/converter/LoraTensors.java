@@ -1,6 +1,7 @@
 package dev.fp8q.converter;
 
 import dev.fp8q.converter.quant.ChunkBuffers;
+import dev.fp8q.converter.quant.VectorQuantKernel;
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.codec.Elements;
@@ -37,6 +38,13 @@ final class LoraTensors {
         this.merge = merge;
         this.bufferBytes = Math.max(64, largestTargetBytes);
         this.slots = new Semaphore((int) Math.max(1, BUDGET / bufferBytes));
+        if (!merge.isEmpty()) { // merged weights take the F32 kernel: start its warm-up now, not at the first one
+            MemorySegment sample = Arena.ofAuto().allocate(4L << 14);
+            for (int i = 0; i < 1 << 14; i++) {
+                sample.setAtIndex(Elements.FLOAT, i, (float) Math.sin(i) * 0.02f);
+            }
+            VectorQuantKernel.warmUpInBackground(sample, DType.F32);
+        }
     }
 
     /** Bytes of merged float32 buffers at most (or one buffer when a target is larger). */

@@ -23,6 +23,7 @@ public final class DeltaMerger {
     private static final int V = D.length();
     /** Doubles of down per column tile: 128 KiB, within a core's L2. */
     private static final int TILE_DOUBLES = 1 << 14;
+    private static final ThreadLocal<short[]> SHORTS = ThreadLocal.withInitial(() -> new short[0]);
 
     private sealed interface Part permits Factors, Dense {}
 
@@ -91,8 +92,20 @@ public final class DeltaMerger {
     public void merge(long from, long to, double[] out) {
         int n = (int) (to - from);
         long base = from * cols;
-        for (int i = 0; i < n * cols; i++) {
-            out[i] = Elements.getDouble(weight, dtype, base + i);
+        if (dtype == DType.BF16) { // the common source: a bulk copy, then widening on the heap array
+            short[] bits = SHORTS.get();
+            if (bits.length < n * cols) {
+                bits = new short[n * cols];
+                SHORTS.set(bits);
+            }
+            MemorySegment.copy(weight, Elements.SHORT, 2 * base, bits, 0, n * cols);
+            for (int i = 0; i < n * cols; i++) {
+                out[i] = Float.intBitsToFloat(bits[i] << 16);
+            }
+        } else {
+            for (int i = 0; i < n * cols; i++) {
+                out[i] = Elements.getDouble(weight, dtype, base + i);
+            }
         }
         for (Part p : parts) {
             switch (p) {
