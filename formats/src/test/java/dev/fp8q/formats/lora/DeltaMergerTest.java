@@ -64,7 +64,7 @@ class DeltaMergerTest {
 
     /** One rounding from float64: the exact nearest (ties to even), checked with BigDecimal, never float32 first. */
     @Test
-    void float64RoundsOnceToBf16AndF16(@TempDir Path unused) {
+    void float64RoundsOnceToBf16AndF16() {
         SplittableRandom rnd = new SplittableRandom(5);
         for (int n = 0; n < 200_000; n++) {
             double d;
