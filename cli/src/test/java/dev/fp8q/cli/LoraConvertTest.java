@@ -67,8 +67,16 @@ class LoraConvertTest {
 
         /** A low-rank pair under the key base: scale = strength * alpha / rank. */
         void pair(String base, String downSuffix, String upSuffix, String target, long out, long in, int rank, double scale) {
-            float[] down = put(base + downSuffix, DType.BF16, new long[] {rank, in}, 0.05);
-            float[] up = put(base + upSuffix, DType.BF16, new long[] {out, rank}, 0.05);
+            pair(base + downSuffix, base + upSuffix, target, new long[] {rank, in}, new long[] {out, rank}, scale);
+        }
+
+        /** down [rank, in...] and up [out, rank, 1...], as conv LoRAs store them. */
+        void pair(String downKey, String upKey, String target, long[] downShape, long[] upShape, double scale) {
+            int rank = (int) downShape[0];
+            long out = upShape[0];
+            float[] down = put(downKey, DType.BF16, downShape, 0.05);
+            float[] up = put(upKey, DType.BF16, upShape, 0.05);
+            long in = down.length / rank;
             double[] d = delta.computeIfAbsent(target, k -> new double[(int) (out * in)]);
             for (int o = 0; o < out; o++) {
                 for (int i = 0; i < in; i++) {
@@ -287,6 +295,27 @@ class LoraConvertTest {
         Path dc = dir.resolve("dc.safetensors");
         DropInTest.ok("convert", "--quiet", prefixed.toString(), dc.toString(), "--lora", cf.toString());
         assertMerged(prefixed, dc, "model.diffusion_model.", List.of(c.delta));
+    }
+
+    @Test
+    void convFactorsAndAParameterDiff(@TempDir Path dir) throws Exception {
+        Path src = wan(dir, WanNaming.ORIGINAL);
+        Lora l = new Lora(12);
+        try (Checkpoint cp = Checkpoint.open(src)) {
+            long[] w = cp.tensor("patch_embedding.weight").orElseThrow().entry().shape(); // Conv3d [dim, 16, 1, 2, 2]
+            l.pair("diffusion_model.patch_embedding.lora_down.weight", "diffusion_model.patch_embedding.lora_up.weight",
+                    "patch_embedding.weight", new long[] {4, w[1], w[2], w[3], w[4]}, new long[] {w[0], 4, 1, 1, 1}, 0.6);
+            l.diff("diffusion_model.blocks.0.modulation.diff", "blocks.0.modulation",
+                    cp.tensor("blocks.0.modulation").orElseThrow().entry().shape(), 0.6);
+        }
+        Path lf = l.write(dir.resolve("conv.safetensors"));
+        for (String[] extra : List.of(new String[] {}, new String[] {"--quantize", "patch_embedding"})) {
+            Path dst = dir.resolve("out" + extra.length + ".safetensors");
+            List<String> cmd = new ArrayList<>(List.of("convert", "--quiet", src.toString(), dst.toString(), "--lora", lf + ":0.6"));
+            cmd.addAll(List.of(extra));
+            DropInTest.ok(cmd.toArray(String[]::new));
+            assertMerged(src, dst, "", List.of(l.delta)); // kept, then stored FP8 (weight-only)
+        }
     }
 
     @Test
