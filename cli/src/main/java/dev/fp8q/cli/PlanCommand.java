@@ -104,6 +104,10 @@ final class PlanCommand implements Callable<Integer> {
         long before = 0;
         long after = 0;
         Scaling scaling = conversion.scaling();
+        if ((compare || budgetDb != null) && !conversion.loras().isEmpty()) {
+            throw new Fp8q.UsageException("--lora lists what a LoRA changes in a plain plan; --compare and --budget-db "
+                    + "simulate the weights without it");
+        }
         try (SourcePlan plan = SourcePlan.of(source, conversion.preset, conversion.userRules(), conversion.components,
                 conversion.pthKey); LoraMerge loras = Converter.resolveLoras(plan, conversion.loras(), conversion.loraLenient,
                         n -> spec.commandLine().getErr().println("fp8q: warning: " + n))) {

@@ -359,6 +359,8 @@ class LoraConvertTest {
         CliRun plan = DropInTest.ok("plan", src.toString(), "--lora", lf.toString());
         assertTrue(plan.out().contains("7 tensors (5 quantized, 2 kept)") && plan.out().contains("quantize  blocks.0.ffn.2.weight")
                 && plan.out().contains("preserve  blocks.1.norm3.weight"), plan.out());
+        CliRun compare = DropInTest.refused("plan", src.toString(), "--compare", "--lora", lf.toString());
+        assertTrue(compare.err().contains("--compare and --budget-db"), compare.err());
         Path dst = dir.resolve("out.safetensors");
         DropInTest.ok("convert", "--quiet", src.toString(), dst.toString(), "--lora", lf.toString());
         Path back = dir.resolve("back.safetensors");
