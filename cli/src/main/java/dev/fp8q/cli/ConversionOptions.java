@@ -2,6 +2,7 @@ package dev.fp8q.cli;
 
 import dev.fp8q.converter.plan.UserRules;
 import dev.fp8q.converter.quant.Scaling;
+import dev.fp8q.formats.lora.LoraSpec;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -23,7 +24,7 @@ final class ConversionOptions {
     @Option(names = "--quantize", paramLabel = "REGEX", description = "Quantize matching weights (repeatable); also Conv2d/Conv3d weights, stored weight-only with one scale.")
     List<String> quantize = new ArrayList<>();
 
-    @Option(names = "--rules", paramLabel = "FILE", description = "JSON rules file: {\"ignore\": [...], \"quantize\": [...]}")
+    @Option(names = "--rules", paramLabel = "FILE", description = "JSON rules file: {\"ignore\": [...], \"quantize\": [...], \"loras\": [\"FILE[:STRENGTH]\", ...]}")
     Path rules;
 
     @Option(names = "--scaling", defaultValue = "tensor", paramLabel = "GRANULARITY",
@@ -37,12 +38,32 @@ final class ConversionOptions {
     @Option(names = "--key", paramLabel = "KEY", description = "In a .pth that nests its state dict, the top-level key that holds it (e.g. model).")
     String pthKey;
 
+    @Option(names = "--lora", paramLabel = "FILE[:STRENGTH]",
+            description = "Merge this LoRA into the weights before quantizing (repeatable, applied in order; strength default 1.0): W + strength * alpha / rank * up @ down in float64, rounded once.")
+    List<String> lora = new ArrayList<>();
+
+    @Option(names = "--lora-lenient", description = "List LoRA keys that match no weight or do not fit it, and go on without them (default: refuse).")
+    boolean loraLenient;
+
     Scaling scaling() {
         try {
             return Scaling.parse(scaling, pow2);
         } catch (IllegalArgumentException e) {
             throw new Fp8q.UsageException("--scaling: " + e.getMessage());
         }
+    }
+
+    /** The rules file's LoRAs, then --lora's, in order. */
+    List<LoraSpec> loras() throws java.io.IOException {
+        List<LoraSpec> out = new ArrayList<>(rules != null ? UserRules.loras(rules) : List.of());
+        for (String l : lora) {
+            try {
+                out.add(LoraSpec.parse(l));
+            } catch (IllegalArgumentException e) {
+                throw new Fp8q.UsageException(e.getMessage());
+            }
+        }
+        return out;
     }
 
     UserRules userRules() throws java.io.IOException {

@@ -158,6 +158,10 @@ final class ConvertCommand implements Callable<Integer> {
         ProgressBar bar = new ProgressBar(err, !quiet && ProgressBar.terminal());
         long t0 = System.nanoTime();
         var scaling = conversion.scaling().withBf16Scales(bf16Scales);
+        if (!conversion.loras().isEmpty() && (partOf != null || calibrate != null)) {
+            throw new Fp8q.UsageException("--lora goes with neither --part nor --calibrate: convert with the LoRAs in one run"
+                    + " (fp8q calibrate would measure the model without them)");
+        }
         Calibration.Options cal = null;
         if (calibrate != null) {
             if (partOf != null) {
@@ -171,7 +175,8 @@ final class ConvertCommand implements Callable<Integer> {
         }
         Converter.Options co = new Converter.Options(conversion.preset, conversion.userRules(), bf16, keepNonFinite,
                 threads != null ? threads : Runtime.getRuntime().availableProcessors(), force, cmd, scaling, outLayout,
-                conversion.pthKey, List.copyOf(conversion.components), cal != null);
+                conversion.pthKey, List.copyOf(conversion.components), conversion.loras(), conversion.loraLenient,
+                cal != null);
         Manifest m = cal == null ? new Converter(co, bar, partOf, dstArg).convert(source, target)
                 : convertCalibrated(source, target, co, bar, cal, cmd, out, err);
         double secs = (System.nanoTime() - t0) / 1e9;
@@ -212,9 +217,7 @@ final class ConvertCommand implements Callable<Integer> {
         Interrupts.scratch(staging);
         try {
             Path staged = staging.resolve(written.getFileName());
-            Converter.Options inner = new Converter.Options(co.preset(), co.rules(), co.preserveAsBf16(), co.nonFinitePreserve(),
-                    co.threads(), false, co.commandLine(), co.scaling(), co.layout(), co.pthKey(), co.components(), true);
-            new Converter(inner, bar).convert(source, staged);
+            new Converter(co.calibratedOutput(), bar).convert(source, staged);
             return Calibrator.run(source, staged, written, cal, cmd, out, s -> err.println("fp8q: warning: " + s));
         } finally {
             FileTrees.delete(staging);

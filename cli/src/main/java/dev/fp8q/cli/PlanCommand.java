@@ -4,7 +4,9 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.fp8q.converter.Converter;
 import dev.fp8q.converter.SourcePlan;
+import dev.fp8q.formats.lora.LoraMerge;
 import dev.fp8q.converter.model.ModelInfo;
 import dev.fp8q.converter.plan.Action;
 import dev.fp8q.converter.quant.Scaling;
@@ -92,6 +94,30 @@ final class PlanCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
+    /** Which tensors each LoRA changes, and whether they are quantized or kept. */
+    private void loras(LoraMerge loras, SourcePlan plan, ArrayNode json, PrintWriter out) {
+        Map<String, Action> actions = new java.util.HashMap<>();
+        plan.converted().forEach(p -> p.decisions().forEach(d -> actions.put(d.tensor().name(), d.action())));
+        for (LoraMerge.Applied a : loras.applied()) {
+            ObjectNode n = json.addObject().put("file", a.file().toString()).put("style", a.style())
+                    .put("strength", a.strength()).put("keys_applied", a.keysApplied());
+            ArrayNode ts = n.putArray("targets");
+            a.targets().forEach(ts::add);
+            ArrayNode sk = n.putArray("skipped");
+            a.skipped().forEach(sk::add);
+            if (!this.json) {
+                long q = a.targets().stream().filter(t -> actions.get(t) == Action.QUANTIZE).count();
+                out.printf("LoRA %s (%s, strength %s): %d keys change %d tensors (%d quantized, %d kept)%n", a.file(), a.style(),
+                        a.strength(), a.keysApplied(), a.targets().size(), q, a.targets().size() - q);
+                for (String t : a.targets()) {
+                    out.println("  " + (actions.get(t) == Action.QUANTIZE ? "quantize  " : "preserve  ") + t);
+                }
+                a.skipped().forEach(k -> out.println("  skipped   " + k));
+                out.println();
+            }
+        }
+    }
+
     @Override
     public Integer call() throws Exception {
         Path source = src != null ? src : Inputs.embeddedDefault();
@@ -102,8 +128,13 @@ final class PlanCommand implements Callable<Integer> {
         long before = 0;
         long after = 0;
         Scaling scaling = conversion.scaling();
+        if ((compare || budgetDb != null) && !conversion.loras().isEmpty()) {
+            throw new Fp8q.UsageException("--lora lists what a LoRA changes in a plain plan; --compare and --budget-db "
+                    + "simulate the weights without it");
+        }
         try (SourcePlan plan = SourcePlan.of(source, conversion.preset, conversion.userRules(), conversion.components,
-                conversion.pthKey)) {
+                conversion.pthKey); LoraMerge loras = Converter.resolveLoras(plan, conversion.loras(), conversion.loraLenient,
+                        n -> spec.commandLine().getErr().println("fp8q: warning: " + n))) {
             if (budgetDb != null) {
                 if (!run.equals("weight_only") && !run.equals("w8a8")) {
                     throw new Fp8q.UsageException("--run must be weight_only or w8a8");
@@ -168,8 +199,11 @@ final class PlanCommand implements Callable<Integer> {
                     v[2] += a;
                     before += b;
                     after += a;
-                    ts.addObject().put("name", d.tensor().name()).put("action", d.action().name().toLowerCase())
+                    ObjectNode tn = ts.addObject().put("name", d.tensor().name()).put("action", d.action().name().toLowerCase())
                             .put("rule", d.rule()).put("bytes_before", b).put("bytes_after", a);
+                    if (loras.targets(d.tensor().name())) {
+                        tn.put("lora", true);
+                    }
                 }
                 if (!json) {
                     out.println("== " + label + ": " + model.describe() + ", preset " + preset.id
@@ -179,6 +213,7 @@ final class PlanCommand implements Callable<Integer> {
                     out.println();
                 }
             }
+            loras(loras, plan, root.putArray("loras"), out);
             plan.notes().forEach(n -> spec.commandLine().getErr().println("fp8q: warning: " + n));
         }
         root.put("bytes_before", before).put("bytes_after", after);

@@ -7,7 +7,9 @@ import dev.fp8q.verifier.check.Bounds;
 import dev.fp8q.verifier.report.VerifyReports;
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import dev.fp8q.formats.lora.LoraSpec;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.function.BiFunction;
@@ -38,6 +40,13 @@ final class VerifyCommand implements Callable<Integer> {
 
     @Mixin
     RunInputs inputs;
+
+    @Option(names = "--lora", paramLabel = "FILE[:STRENGTH]",
+            description = "Compare with SRC with this LoRA merged, as convert --lora merged it (repeatable, in the same order).")
+    List<String> lora = new ArrayList<>();
+
+    @Option(names = "--lora-lenient", description = "Skip LoRA keys that match no weight, as convert --lora-lenient did.")
+    boolean loraLenient;
 
     @Option(names = "--activations", paramLabel = "FILE", description = "Captured inputs: safetensors with x, context, e (Wan) or img, txt, temb (Qwen-Image), and grid")
     Path activations;
@@ -123,7 +132,15 @@ final class VerifyCommand implements Callable<Integer> {
                 throw new Fp8q.UsageException("--act-scheme: " + e.getMessage());
             }
         }
-        VerifyReport report = Verifier.verify(src, dst, options);
+        List<LoraSpec> loras = new ArrayList<>();
+        for (String l : lora) {
+            try {
+                loras.add(LoraSpec.parse(l));
+            } catch (IllegalArgumentException e) {
+                throw new Fp8q.UsageException(e.getMessage());
+            }
+        }
+        VerifyReport report = Verifier.verify(src, dst, options.withLoras(loras, loraLenient));
         PrintWriter out = spec.commandLine().getOut();
         out.print(VerifyReports.table(report));
         if (json != null) {

@@ -23,6 +23,8 @@ import dev.fp8q.formats.TensorFile;
 import dev.fp8q.formats.pth.PthFile;
 import dev.fp8q.formats.codec.Amax;
 import dev.fp8q.formats.codec.Elements;
+import dev.fp8q.formats.lora.LoraMerge;
+import dev.fp8q.formats.lora.LoraSpec;
 import dev.fp8q.formats.manifest.Manifest;
 import dev.fp8q.formats.manifest.PartManifest;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
@@ -61,13 +63,24 @@ public final class Converter {
      */
     public record Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve,
             int threads, boolean force, List<String> commandLine, Scaling scaling, Layout layout, String pthKey,
-            List<String> components, boolean calibrated) {
+            List<String> components, List<LoraSpec> loras, boolean loraLenient, boolean calibrated) {
 
-        public Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve,
-                int threads, boolean force, List<String> commandLine, Scaling scaling, Layout layout, String pthKey,
+        public Options {
+            loras = List.copyOf(loras);
+        }
+
+        /** No LoRA merged, no calibration. */
+        public Options(String preset, UserRules rules, boolean preserveAsBf16, boolean nonFinitePreserve, int threads,
+                boolean force, List<String> commandLine, Scaling scaling, Layout layout, String pthKey,
                 List<String> components) {
             this(preset, rules, preserveAsBf16, nonFinitePreserve, threads, force, commandLine, scaling, layout, pthKey,
-                    components, false);
+                    components, List.of(), false, false);
+        }
+
+        /** The same options for an output that will be calibrated (static activation scales allowed). */
+        public Options calibratedOutput() {
+            return new Options(preset, rules, preserveAsBf16, nonFinitePreserve, threads, false, commandLine, scaling, layout,
+                    pthKey, components, loras, loraLenient, true);
         }
 
         /** Per-tensor scales in the default (ComfyUI) layout. */
@@ -83,6 +96,9 @@ public final class Converter {
     private final ForkJoinPool pool;
     private final PartOf partOf;
     private final int dstArg;
+    /** The LoRAs resolved against the one converted component (none: {@link LoraMerge#NONE}). */
+    private LoraMerge loras = LoraMerge.NONE;
+    private LoraTensors merged;
 
     public Converter(Options options, Progress progress) {
         this(options, progress, null, -1);
@@ -133,6 +149,7 @@ public final class Converter {
         try (SourcePlan plan = SourcePlan.of(src, options.preset(), options.rules(), options.components(), options.pthKey())) {
             plan.requireWork(options.preset());
             plan.notes().forEach(progress::warn);
+            loras = resolveLoras(plan, options.loras(), options.loraLenient(), progress::warn);
             Files.createDirectories(target.getParent());
             Path tmp = target.resolveSibling("." + target.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
             try (OutputLock lock = OutputLock.acquire(target);
@@ -144,8 +161,35 @@ public final class Converter {
                 return convertLocked(src, plan, tmp, target, manifestPath);
             }
         } finally {
+            loras.close();
             pool.shutdownNow();
         }
+    }
+
+    /**
+     * Every LoRA file parsed and each key matched to a weight of the one converted component, shapes checked,
+     * before anything is written. Lenient: the keys skipped are listed as warnings.
+     */
+    public static LoraMerge resolveLoras(SourcePlan plan, List<LoraSpec> specs, boolean lenient,
+            java.util.function.Consumer<String> warn) throws ConvertException, dev.fp8q.formats.FormatException {
+        if (specs.isEmpty()) {
+            return LoraMerge.NONE;
+        }
+        List<SourcePlan.Part> conv = plan.converted();
+        if (conv.size() != 1) {
+            throw new ConvertException("--lora merges into one transformer, but " + conv.size() + " components are converted ("
+                    + String.join(", ", conv.stream().map(SourcePlan.Part::name).toList())
+                    + "): convert each expert's folder on its own with the LoRA made for it");
+        }
+        SourcePlan.Part part = conv.getFirst();
+        LoraMerge m = LoraMerge.resolve(specs, part.checkpoint().tensors().stream().map(Checkpoint.Tensor::entry).toList(),
+                part.prefix(), lenient);
+        for (LoraMerge.Applied a : m.applied()) {
+            for (String skipped : a.skipped()) {
+                warn.accept(a.file() + ": skipped (--lora-lenient): " + skipped);
+            }
+        }
+        return m;
     }
 
     private void guard(Path src, Path target, Path manifestPath) throws java.io.IOException, ConvertException {
@@ -292,6 +336,11 @@ public final class Converter {
         // each file has its own writer (writes to one file go one at a time).
         @SuppressWarnings("unchecked")
         List<Manifest.TensorRecord>[] converted = new List[shards.size()];
+        long largest = 0;
+        for (Checkpoint.Tensor t : cp.tensors()) {
+            largest = loras.targets(t.name()) ? Math.max(largest, 4 * t.entry().numel()) : largest;
+        }
+        merged = new LoraTensors(pool, loras, largest);
         ChunkBuffers.forEachIndex(pool, shards.size(), i -> {
             TensorFile shard = shards.get(i);
             if (!mine(assigned, sourceName(shard, srcRoot))) {
@@ -438,8 +487,15 @@ public final class Converter {
                 if (j.decision().action() == Action.QUANTIZE) {
                     QuantResult r;
                     try {
-                        r = quantizer.quantize(e.name(), data, e.dtype(), e.shape(), options.scaling(),
-                                (el, bytes) -> w.write(e.name(), el, bytes));
+                        if (merged.targets(e.name())) { // the merged weight, rounded once to float32, takes the F32 path
+                            try (LoraTensors.Merged m = merged.float32(j.source())) {
+                                r = quantizer.quantize(e.name(), m.values, DType.F32, e.shape(), options.scaling(),
+                                        (el, bytes) -> w.write(e.name(), el, bytes));
+                            }
+                        } else {
+                            r = quantizer.quantize(e.name(), data, e.dtype(), e.shape(), options.scaling(),
+                                    (el, bytes) -> w.write(e.name(), el, bytes));
+                        }
                     } catch (NonFiniteException nf) {
                         throw new ConvertException(j.source().shard().path() + ": " + nf.getMessage());
                     }
@@ -448,6 +504,8 @@ public final class Converter {
                     }
                     w.write(j.scaleName(), MemorySegment.ofArray(options.layout().scaleBytes(options.scaling(), r.scales(), e.shape())));
                     results.put(e.name(), r);
+                } else if (merged.targets(e.name())) {
+                    merged.writeKept(j.source(), j.outType(), w);
                 } else {
                     copy(w, e, data, j.outType());
                 }
@@ -522,8 +580,15 @@ public final class Converter {
 
     private Manifest manifest(List<Manifest.Source> sources, List<Manifest.ComponentRecord> components,
             List<String> files, List<Manifest.TensorRecord> records) {
-        return new Manifest(Manifest.TOOL, VERSION, options.commandLine(), sources, settings(), components, files, records,
-                totals(records));
+        Map<String, Object> settings = settings();
+        List<Manifest.LoraRecord> loraRecords = null;
+        if (!loras.isEmpty()) {
+            settings.put("lora_merge", LoraMerge.NOTE);
+            loraRecords = loras.applied().stream().map(a -> new Manifest.LoraRecord(a.file().toAbsolutePath().normalize()
+                    .toString(), a.crc32c(), a.strength(), a.style(), a.keysApplied(), a.targets(), a.skipped())).toList();
+        }
+        return new Manifest(Manifest.TOOL, VERSION, options.commandLine(), sources, settings, components, files, records,
+                totals(records), loraRecords);
     }
 
     /** The options that decide the output's bytes, as the manifest records them. */

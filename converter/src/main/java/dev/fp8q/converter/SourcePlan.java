@@ -1,6 +1,6 @@
 package dev.fp8q.converter;
 
-import dev.fp8q.converter.model.KeyPrefix;
+import dev.fp8q.formats.KeyPrefix;
 import dev.fp8q.converter.model.ModelDetector;
 import dev.fp8q.converter.model.ModelInfo;
 import dev.fp8q.converter.plan.Action;

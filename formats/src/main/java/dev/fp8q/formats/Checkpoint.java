@@ -154,6 +154,20 @@ public final class Checkpoint implements AutoCloseable {
         return new Checkpoint(root, index, shards, tensors);
     }
 
+    /**
+     * A checkpoint over files already open (a view that computes its tensors, say), one shard each, in order; the
+     * first file holding a name wins. Closing it closes them.
+     */
+    public static Checkpoint of(Path root, List<? extends TensorFile> files) {
+        Map<String, Tensor> tensors = new LinkedHashMap<>();
+        for (TensorFile f : files) {
+            for (TensorEntry e : f.tensors()) {
+                tensors.putIfAbsent(e.name(), new Tensor(e, f));
+            }
+        }
+        return new Checkpoint(root, null, files, tensors);
+    }
+
     public Path root() {
         return root;
     }

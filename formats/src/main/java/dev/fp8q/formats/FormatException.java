@@ -33,7 +33,10 @@ public final class FormatException extends Exception {
         PTH_HOSTILE_PATH("zip entry leaves the archive's folder"),
         PICKLE_INVALID("malformed pickle"),
         PICKLE_FORBIDDEN("pickle names a global outside the allow-list (fp8q loads only tensors and plain containers)"),
-        WRITE_INVALID("cannot write");
+        WRITE_INVALID("cannot write"),
+        LORA_UNMATCHED("LoRA key matches no weight of the model"),
+        LORA_SHAPE("LoRA shape does not fit its target"),
+        LORA_INVALID("invalid LoRA file");
 
         private final String summary;
 

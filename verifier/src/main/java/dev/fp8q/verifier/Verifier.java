@@ -1,6 +1,11 @@
 package dev.fp8q.verifier;
 
 import dev.fp8q.formats.Checkpoint;
+import dev.fp8q.formats.KeyPrefix;
+import dev.fp8q.formats.lora.LoraMerge;
+import dev.fp8q.formats.lora.LoraSpec;
+import dev.fp8q.formats.lora.MergedSource;
+import dev.fp8q.formats.safetensors.TensorEntry;
 import dev.fp8q.formats.Components;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.FormatException;
@@ -63,31 +68,37 @@ public final class Verifier {
      */
     public record Options(List<Integer> blocks, int[] grid, int contextTokens, long seed, Path activations,
             WeightScope weights, Bounds bounds, int sampledLinears, int linearRows, Consumer<String> log,
-            Device device, Whole whole, Scheme actScheme) {
+            Device device, Whole whole, Scheme actScheme, List<LoraSpec> loras, boolean loraLenient) {
 
         public Options(List<Integer> blocks, int[] grid, int contextTokens, long seed, Path activations,
                 WeightScope weights, Bounds bounds, int sampledLinears, int linearRows, Consumer<String> log,
                 Device device) {
             this(blocks, grid, contextTokens, seed, activations, weights, bounds, sampledLinears, linearRows, log, device,
-                    null, null);
+                    null);
         }
 
         public Options(List<Integer> blocks, int[] grid, int contextTokens, long seed, Path activations,
                 WeightScope weights, Bounds bounds, int sampledLinears, int linearRows, Consumer<String> log,
                 Device device, Whole whole) {
             this(blocks, grid, contextTokens, seed, activations, weights, bounds, sampledLinears, linearRows, log, device,
-                    whole, null);
+                    whole, null, List.of(), false);
         }
 
         public Options withWhole(Whole w) {
             return new Options(blocks, grid, contextTokens, seed, activations, weights, bounds, sampledLinears,
-                    linearRows, log, device, w, actScheme);
+                    linearRows, log, device, w, actScheme, loras, loraLenient);
         }
 
         /** W8A8's activation scheme instead of the one the checkpoint's layout declares (null: the declared one). */
         public Options withActScheme(Scheme s) {
             return new Options(blocks, grid, contextTokens, seed, activations, weights, bounds, sampledLinears,
-                    linearRows, log, device, whole, s);
+                    linearRows, log, device, whole, s, loras, loraLenient);
+        }
+
+        /** The reference is SRC with these LoRAs merged, as convert --lora merged them. */
+        public Options withLoras(List<LoraSpec> l, boolean lenient) {
+            return new Options(blocks, grid, contextTokens, seed, activations, weights, bounds, sampledLinears,
+                    linearRows, log, device, whole, actScheme, List.copyOf(l), lenient);
         }
 
         public static Options defaults() {
@@ -164,8 +175,15 @@ public final class Verifier {
         Optional<Manifest> manifest = readManifest(fp8);
         this.manifest = manifest;
         List<Pair> pairs = pairs(source, fp8, manifest);
+        if (!options.loras().isEmpty() && pairs.size() != 1) {
+            throw new VerifyException("--lora: DST has " + pairs.size() + " converted components; LoRAs merge into one");
+        }
+        if (options.loras().isEmpty() && manifest.map(m -> m.loras() != null && !m.loras().isEmpty()).orElse(false)) {
+            options.log().accept("DST was converted with LoRAs merged (" + String.join(", ", manifest.get().loras().stream()
+                    .map(l -> l.file() + ":" + l.strength()).toList()) + "): pass the same --lora to compare with the merged reference");
+        }
         for (Pair p : pairs) { // every component is one model with its source before any is verified
-            try (Checkpoint sc = Checkpoint.open(p.source().path()); Checkpoint dc = Checkpoint.open(p.fp8().path())) {
+            try (Checkpoint sc = source(p); Checkpoint dc = Checkpoint.open(p.fp8().path())) {
                 PairCheck.Result pair = PairCheck.of(sc, dc, recordsOf(manifest, p.fp8().name()));
                 if (!pair.oneModel()) {
                     throw new VerifyException(pair.message(p.fp8().name()));
@@ -174,7 +192,7 @@ public final class Verifier {
         }
         for (Pair p : pairs) {
             List<Manifest.TensorRecord> records = recordsOf(manifest, p.fp8().name());
-            try (Checkpoint sc = Checkpoint.open(p.source().path()); Checkpoint dc = Checkpoint.open(p.fp8().path())) {
+            try (Checkpoint sc = source(p); Checkpoint dc = Checkpoint.open(p.fp8().path())) {
                 ActSchemes.Declared declared = ActSchemes.declared(p.fp8().path(), manifest,
                         new Fp8Checkpoint(dc, records).hasInputScales());
                 scheme = options.actScheme() != null ? options.actScheme() : declared.scheme();
@@ -204,6 +222,32 @@ public final class Verifier {
     }
 
     private record Pair(Components.Component source, Components.Component fp8) {}
+
+    /**
+     * The reference checkpoint of a pair: SRC itself, or with --lora SRC with the LoRAs merged (resolved as convert
+     * resolves them; the weights DST holds in FP8 rounded once to float32, the rest to their own dtype).
+     */
+    private Checkpoint source(Pair p) throws FormatException {
+        Checkpoint sc = Checkpoint.open(p.source().path());
+        if (options.loras().isEmpty()) {
+            return sc;
+        }
+        try (Checkpoint dc = Checkpoint.open(p.fp8().path())) {
+            List<TensorEntry> entries = sc.tensors().stream().map(Checkpoint.Tensor::entry).toList();
+            LoraMerge merge = LoraMerge.resolve(options.loras(), entries,
+                    KeyPrefix.of(entries.stream().map(TensorEntry::name).toList()), options.loraLenient());
+            Set<String> fp8 = new java.util.HashSet<>();
+            dc.tensors().forEach(t -> {
+                if (t.entry().dtype() == DType.F8_E4M3 || t.entry().dtype() == DType.F8_E5M2) {
+                    fp8.add(t.name());
+                }
+            });
+            return MergedSource.of(sc, merge, fp8);
+        } catch (FormatException | RuntimeException e) {
+            sc.close();
+            throw e;
+        }
+    }
 
     private static List<Manifest.TensorRecord> recordsOf(Optional<Manifest> manifest, String component) {
         return manifest.map(m -> m.tensors().stream()

@@ -131,7 +131,7 @@ public final class InputScales {
             outBytes += r.bytes();
         }
         return new Manifest(m.tool(), m.version(), m.commandLine(), m.sources(), settings, m.components(), m.files(),
-                records, new Manifest.Totals(records.size(), q, p, m.totals().sourceBytes(), outBytes));
+                records, new Manifest.Totals(records.size(), q, p, m.totals().sourceBytes(), outBytes), m.loras());
     }
 
     private static String parent(String rel) {

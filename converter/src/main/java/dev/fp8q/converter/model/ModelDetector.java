@@ -1,5 +1,6 @@
 package dev.fp8q.converter.model;
 
+import dev.fp8q.formats.KeyPrefix;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;

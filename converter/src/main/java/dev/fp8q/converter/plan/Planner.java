@@ -22,7 +22,7 @@ public final class Planner {
         this(preset, user, "");
     }
 
-    /** prefix: the ComfyUI key prefix the model's names carry ({@link dev.fp8q.converter.model.KeyPrefix}), or "". */
+    /** prefix: the ComfyUI key prefix the model's names carry ({@link dev.fp8q.formats.KeyPrefix}), or "". */
     public Planner(Preset preset, UserRules user, String prefix) {
         this.preset = preset;
         this.user = user;

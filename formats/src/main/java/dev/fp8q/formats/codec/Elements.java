@@ -46,4 +46,35 @@ public final class Elements {
             default -> throw new IllegalArgumentException("no float view of " + dtype);
         };
     }
+
+    /** Element {@code i} of a tensor of a floating dtype, as float64 (exact for every dtype up to F64). */
+    public static double getDouble(MemorySegment seg, DType dtype, long i) {
+        return dtype == DType.F64 ? seg.getAtIndex(DOUBLE, i) : get(seg, dtype, i);
+    }
+
+    /**
+     * The float32 nearest to d rounded to odd: truncated toward zero, its last bit set when that was inexact.
+     * A float64 narrowed this way and then rounded to nearest even to a format of fewer than 22 fraction bits
+     * (BF16, F16) gives that format's correctly rounded value of d: one rounding, not two.
+     */
+    public static float roundToOddFloat(double d) {
+        float f = (float) d;
+        if (Double.isNaN(d) || Float.isInfinite(f) && Double.isInfinite(d) || (double) f == d) {
+            return f;
+        }
+        if (Float.isInfinite(f) || Math.abs((double) f) > Math.abs(d)) { // rounded away from zero: step back toward it
+            f = Math.nextDown(Math.abs(f)) * Math.signum((float) d);
+        }
+        return Float.intBitsToFloat(Float.floatToRawIntBits(f) | 1);
+    }
+
+    /** float64 to BF16, round to nearest even in one rounding. */
+    public static short doubleToBf16(double d) {
+        return floatToBf16(roundToOddFloat(d));
+    }
+
+    /** float64 to F16, round to nearest even in one rounding. */
+    public static short doubleToF16(double d) {
+        return Float.floatToFloat16(roundToOddFloat(d));
+    }
 }

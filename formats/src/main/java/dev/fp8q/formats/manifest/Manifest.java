@@ -21,7 +21,14 @@ import java.util.Optional;
 @JsonInclude(JsonInclude.Include.NON_NULL)
 public record Manifest(String tool, String version, List<String> commandLine, List<Source> sources,
         Map<String, Object> settings, List<ComponentRecord> components, List<String> files,
-        List<TensorRecord> tensors, Totals totals) {
+        List<TensorRecord> tensors, Totals totals, List<LoraRecord> loras) {
+
+    /** Without LoRAs. */
+    public Manifest(String tool, String version, List<String> commandLine, List<Source> sources,
+            Map<String, Object> settings, List<ComponentRecord> components, List<String> files,
+            List<TensorRecord> tensors, Totals totals) {
+        this(tool, version, commandLine, sources, settings, components, files, tensors, totals, null);
+    }
 
     public static final String FILE = "fp8-manifest.json";
     /** The tool name and version every fp8q output carries. */
@@ -46,6 +53,13 @@ public record Manifest(String tool, String version, List<String> commandLine, Li
     public record TensorRecord(String name, String component, String file, String sourceDtype, List<Long> sourceShape,
             String dtype, List<Long> shape, String action, String rule, Float scale, String scaleTensor, Float amax,
             Double sqnrDb, Double underflow, String crc32c, long bytes) {}
+
+    /**
+     * A LoRA merged before quantizing: its file (absolute), CRC32C of its bytes, strength, key style (peft, kohya,
+     * comfy), how many of its keys were applied, the tensors it changed and the keys --lora-lenient skipped.
+     */
+    public record LoraRecord(String file, String crc32c, double strength, String style, int keysApplied,
+            List<String> targets, List<String> skipped) {}
 
     public record Totals(int tensors, int quantized, int preserved, long sourceBytes, long outputBytes) {}
 

@@ -1,4 +1,4 @@
-package dev.fp8q.converter.model;
+package dev.fp8q.formats;
 
 import java.util.Collection;
 import java.util.LinkedHashMap;

@@ -1,0 +1,159 @@
+package dev.fp8q.converter;
+
+import dev.fp8q.converter.quant.ChunkBuffers;
+import dev.fp8q.converter.quant.VectorQuantKernel;
+import dev.fp8q.formats.Checkpoint;
+import dev.fp8q.formats.DType;
+import dev.fp8q.formats.codec.Elements;
+import dev.fp8q.formats.lora.DeltaMerger;
+import dev.fp8q.formats.lora.LoraMerge;
+import dev.fp8q.formats.safetensors.SafetensorsWriter;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.Semaphore;
+
+/**
+ * The tensors LoRAs change, merged in float64 rows at a time across the pool's workers and rounded once: a weight
+ * to quantize becomes float32 in an off-heap buffer that then takes the converter's ordinary F32 path (scale and
+ * encode unchanged); a kept tensor is rounded straight to its output dtype and written. Merged float32 buffers
+ * (each the size of the largest target) are pooled within a budget of 512 MiB, or one buffer when a target is
+ * larger, so tensors converted in parallel never hold more than that at once.
+ */
+final class LoraTensors {
+
+    /** float64 values per row task (an 8 MiB buffer per worker): enough rows to reuse each cached tile of down. */
+    private static final int TASK_VALUES = 1 << 20;
+
+    private final ForkJoinPool pool;
+    private final LoraMerge merge;
+    private final long bufferBytes;
+    private final Semaphore slots;
+    /** Buffers of bufferBytes, reused: a fresh one per target cost its zeroing and page faults every time. */
+    private final ConcurrentLinkedQueue<MemorySegment> free = new ConcurrentLinkedQueue<>();
+
+    LoraTensors(ForkJoinPool pool, LoraMerge merge, long largestTargetBytes) {
+        this.pool = pool;
+        this.merge = merge;
+        this.bufferBytes = Math.max(64, largestTargetBytes);
+        this.slots = new Semaphore((int) Math.max(1, BUDGET / bufferBytes));
+        if (!merge.isEmpty()) { // merged weights take the F32 kernel: start its warm-up now, not at the first one
+            MemorySegment sample = Arena.ofAuto().allocate(4L << 14);
+            for (int i = 0; i < 1 << 14; i++) {
+                sample.setAtIndex(Elements.FLOAT, i, (float) Math.sin(i) * 0.02f);
+            }
+            VectorQuantKernel.warmUpInBackground(sample, DType.F32);
+        }
+    }
+
+    /** Bytes of merged float32 buffers at most (or one buffer when a target is larger). */
+    private static final long BUDGET = 512L << 20;
+
+    boolean targets(String name) {
+        return merge.targets(name);
+    }
+
+    /** A merged float32 tensor in a pooled buffer, returned to the pool when closed. */
+    final class Merged implements AutoCloseable {
+        private final MemorySegment buffer;
+        final MemorySegment values;
+
+        private Merged(long bytes) throws InterruptedException {
+            ForkJoinPool.managedBlock(new ForkJoinPool.ManagedBlocker() { // the pool adds a worker while this one waits
+                boolean got;
+
+                @Override
+                public boolean block() throws InterruptedException {
+                    slots.acquire();
+                    got = true;
+                    return true;
+                }
+
+                @Override
+                public boolean isReleasable() {
+                    return got || (got = slots.tryAcquire());
+                }
+            });
+            MemorySegment b = free.poll();
+            buffer = b != null ? b : Arena.ofAuto().allocate(bufferBytes, 64);
+            values = buffer.asSlice(0, bytes);
+        }
+
+        @Override
+        public void close() {
+            free.add(buffer);
+            slots.release();
+        }
+    }
+
+    /** The target merged and rounded once to float32 (F32 bytes in source order). */
+    Merged float32(Checkpoint.Tensor t) throws Exception {
+        DeltaMerger m = new DeltaMerger(t, merge.deltas(t.name()));
+        Merged out = new Merged(4 * t.entry().numel());
+        try {
+            forRows(m, (from, vals, n) -> {
+                float[] f = FLOATS.get();
+                if (f.length < n) {
+                    f = new float[n];
+                    FLOATS.set(f);
+                }
+                for (int i = 0; i < n; i++) {
+                    f[i] = (float) vals[i];
+                }
+                MemorySegment.copy(f, 0, out.values, Elements.FLOAT, from * m.cols() * 4, n);
+            });
+        } catch (Exception | Error e) {
+            out.close();
+            throw e;
+        }
+        return out;
+    }
+
+    /** A kept target merged and rounded once to outType (BF16, F16 or F32), written as it is computed. */
+    void writeKept(Checkpoint.Tensor t, DType outType, SafetensorsWriter w) throws Exception {
+        DeltaMerger m = new DeltaMerger(t, merge.deltas(t.name()));
+        int size = outType.bits() / 8;
+        String name = t.name();
+        forRows(m, (from, vals, n) -> {
+            MemorySegment seg = MemorySegment.ofArray(new byte[n * size]);
+            for (int i = 0; i < n; i++) {
+                switch (outType) {
+                    case BF16 -> seg.setAtIndex(Elements.SHORT, i, Elements.doubleToBf16(vals[i]));
+                    case F16 -> seg.setAtIndex(Elements.SHORT, i, Elements.doubleToF16(vals[i]));
+                    case F32 -> seg.setAtIndex(Elements.FLOAT, i, (float) vals[i]);
+                    default -> throw new IllegalStateException("cannot write a merged tensor as " + outType);
+                }
+            }
+            w.write(name, from * m.cols() * size, seg);
+        });
+    }
+
+    @FunctionalInterface
+    private interface Rows {
+        /** Merged values of whole rows starting at row `from`: vals[0, n). */
+        void accept(long from, double[] vals, int n) throws Exception;
+    }
+
+    private static final ThreadLocal<double[]> BUFFER = ThreadLocal.withInitial(() -> new double[0]);
+    private static final ThreadLocal<float[]> FLOATS = ThreadLocal.withInitial(() -> new float[0]);
+
+    private void forRows(DeltaMerger m, Rows body) throws Exception {
+        long rows = m.rows();
+        int cols = Math.max(1, m.cols());
+        long per = Math.max(4, (TASK_VALUES / cols) & ~3L); // whole blocks of 4 rows: the merger's register block
+        int tasks = (int) ((rows + per - 1) / per);
+        ChunkBuffers.forEachIndex(pool, tasks, k -> {
+            long from = k * per;
+            long to = Math.min(rows, from + per);
+            int n = (int) ((to - from) * m.cols());
+            double[] buf = BUFFER.get();
+            if (buf.length < n) {
+                buf = new double[n];
+                BUFFER.set(buf);
+            }
+            m.merge(from, to, buf);
+            body.accept(from, buf, n);
+        });
+    }
+}
