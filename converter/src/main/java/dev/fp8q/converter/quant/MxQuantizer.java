@@ -7,6 +7,9 @@ import dev.fp8q.formats.codec.Elements;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.concurrent.ForkJoinPool;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -19,11 +22,8 @@ import jdk.incubator.vector.VectorSpecies;
  * quotient, so the codes are exactly encode(x / 2^e) as {@link GridQuantizer} writes them.
  *
  * <p>16-bit sources: a value whose quotient q = x / 2^e lies in E4M3's normal range [2^-6, 448] (almost all of
- * them) is rounded to 3 mantissa bits like its own bit pattern, shifted by e: its code comes from the pattern by
- * integer arithmetic, and its error x - decode(code) * 2^e = x - round3(x) does not depend on the block at all. So
- * those values are only counted in a histogram of magnitude patterns per chunk, and the chunk's figures follow
- * from it exactly (as for per-tensor scaling). The others (zero, a 16-bit subnormal source, a quotient that
- * encodes subnormal or saturates) take the exact encoder, their figures summed in float64 in element order.
+ * them) is rounded to 3 mantissa bits like its own bit pattern, so a block of such values is encoded by integer
+ * arithmetic on the patterns in vectors (see {@link #halfRow}); other blocks take the exact encoder per value.
  */
 final class MxQuantizer {
 
@@ -49,7 +49,6 @@ final class MxQuantizer {
         ChunkBuffers.forEachChunk(pool, n, perChunk, 1, (from, to, out) -> {
             Row row = ROW.get().fit(cols);
             ChunkStats s = new ChunkStats();
-            java.util.Arrays.fill(row.counts, 0); // clean even after a chunk that failed part-way
             int amaxBits = 0;
             for (long r = from / cols; r * cols < to; r++) {
                 int at = (int) (r * gridCols);
@@ -60,9 +59,6 @@ final class MxQuantizer {
                 }
                 amaxBits = Math.max(amaxBits, rowMax);
                 MemorySegment.copy(row.codes, 0, out, ValueLayout.JAVA_BYTE, r * cols - from, cols);
-            }
-            if (half != null) {
-                half.addCounted(row.counts, s);
             }
             int c = (int) (from / perChunk);
             stats[c] = s;
@@ -77,57 +73,37 @@ final class MxQuantizer {
         return new QuantResult(amax, scales, total.signal, total.noise, total.nonzero, total.underflow);
     }
 
-    /** BF16 or F16 bit fields: mantissa bits and exponent bias. */
-    private record HalfFormat(DType dtype, int mantissa, int bias, int nonFinite) {
+    /** BF16 or F16 bit fields: mantissa bits, exponent bias, and the float32 factor of a pattern shifted into place. */
+    private record HalfFormat(DType dtype, int mantissa, int bias, int nonFinite, float rebias) {
 
         HalfFormat(DType dtype) {
-            this(dtype, dtype == DType.BF16 ? 7 : 10, dtype == DType.BF16 ? 127 : 15, QuantKernel.nonFiniteBits(dtype));
-        }
-
-        /** The pattern rounded to 3 mantissa bits, nearest even (a carry moves into the exponent). */
-        int round3(int mag) {
-            int drop = mantissa - 3;
-            return (mag + (1 << (drop - 1)) - 1 + ((mag >> drop) & 1)) >> drop << drop;
-        }
-
-        /**
-         * Adds the figures of the values counted in counts (magnitude pattern -> how many): each has the error
-         * x - round3(x), and none is zero or underflows. Exact terms (x has at most 11 significant bits), summed in
-         * float64 in pattern order.
-         */
-        void addCounted(int[] counts, ChunkStats s) {
-            double signal = 0;
-            double noise = 0;
-            long count = 0;
-            for (int mag = 0; mag < nonFinite; mag++) {
-                int k = counts[mag];
-                if (k != 0) {
-                    double x = Elements.halfToFloat(dtype, mag);
-                    double d = x - Elements.halfToFloat(dtype, round3(mag));
-                    signal += k * (x * x);
-                    noise += k * (d * d);
-                    count += k;
-                }
-            }
-            s.signal += signal;
-            s.noise += noise;
-            s.nonzero += count;
+            this(dtype, dtype == DType.BF16 ? 7 : 10, dtype == DType.BF16 ? 127 : 15, QuantKernel.nonFiniteBits(dtype),
+                    dtype == DType.BF16 ? 1f : 0x1p112f);
         }
     }
 
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_256;
+    private static final VectorSpecies<Byte> B = ByteVector.SPECIES_128;
+
     /**
-     * One BF16 or F16 row: codes into row.codes, scales into scales[at..], values in E4M3's normal range counted in
-     * row.counts, the others' figures added to s. Returns the row's max magnitude bits, or -1 for NaN/Inf.
+     * One BF16 or F16 row: codes into row.codes, scales into scales[at..], figures added to s. Returns the row's max
+     * magnitude bits, or -1 for NaN/Inf. A whole block whose values are all normal with quotients of at least 2^-6
+     * (almost every block of a weight) goes through vectors: the pattern rounded to 3 mantissa bits (nearest even,
+     * a carry moving into the exponent) and capped at 448 * 2^e is the decoded value, its exponent field less e
+     * the code's; its figures are summed in units of 2^e (q = x / 2^e and the error, both exact in float32) with
+     * fused multiply-adds per lane, the lanes added in lane order in float64 and times 4^e. Other blocks (zero, a
+     * subnormal source value, a quotient that encodes subnormal, a partial block) take the exact encoder per value.
      */
     private static int halfRow(MemorySegment src, HalfFormat f, long first, int cols, Row row, float[] scales, int at,
             ChunkStats s) {
         short[] v = row.halves;
         byte[] codes = row.codes;
-        int[] counts = row.counts;
+        float[] lanes = row.lanes;
         MemorySegment.copy(src, Elements.SHORT, 2 * first, v, 0, cols);
         int m = f.mantissa();
         int drop = m - 3;
-        int roundBias = (1 << (drop - 1)) - 1;
+        short roundBias = (short) ((1 << (drop - 1)) - 1);
         int rowMax = 0;
         for (int c0 = 0, b = at; c0 < cols; c0 += Scaling.MX_BLOCK, b++) {
             int c1 = Math.min(cols, c0 + Scaling.MX_BLOCK);
@@ -138,30 +114,75 @@ final class MxQuantizer {
             rowMax = Math.max(rowMax, max);
             int e = Scaling.mxExponent(Elements.halfToFloat(f.dtype(), max));
             scales[b] = Math.scalb(1f, e);
-            // q in [2^-6, 448] for a normal x: x in [2^(e-6), 1.75 * 2^(e+8)], as patterns [lo, lo + span]
-            int lo = Math.max(1, e - 6 + f.bias()) << m;
-            int span = (((e + 8 + f.bias()) << m) | (6 << drop)) - lo;
-            if (span < 0) { // an F16 block of subnormals: none in range
-                lo = 1 << 16;
-                span = 0;
-            }
-            int rebias = (e + f.bias() - 7) << 3; // code exponent = x's exponent field - e - (bias - 7)
-            for (int j = c0; j < c1; j++) {
-                int x = v[j];
-                int mag = x & 0x7FFF;
-                if (Integer.compareUnsigned(mag - lo, span) <= 0) {
-                    codes[j] = (byte) ((x >> 8 & 0x80) | ((mag + roundBias + (mag >> drop & 1)) >> drop) - rebias);
-                    counts[mag]++;
-                } else {
-                    codes[j] = exceptional(f.dtype(), x, e, s);
+            int lo = Math.max(1, e - 6 + f.bias()) << m; // x >= 2^(e-6) and normal
+            int hi = ((e + 8 + f.bias()) << m) | (6 << drop); // 448 * 2^e
+            if (c1 - c0 < Scaling.MX_BLOCK || lo > hi || !fullBlock(v, c0, codes, lanes, f, e, lo, hi, roundBias, s)) {
+                for (int j = c0; j < c1; j++) {
+                    codes[j] = exact(f.dtype(), v[j], e, s);
                 }
             }
         }
         return rowMax;
     }
 
-    /** A value outside the counted range: the exact encoder, figures in float64. */
-    private static byte exceptional(DType dtype, int bits, int e, ChunkStats s) {
+    /** The vector path of {@link #halfRow} for v[c0, c0 + 32); false, with nothing written, if a value is below lo. */
+    private static boolean fullBlock(short[] v, int c0, byte[] codes, float[] lanes, HalfFormat f, int e, int lo, int hi,
+            short roundBias, ChunkStats s) {
+        ShortVector x0 = ShortVector.fromArray(S, v, c0);
+        ShortVector x1 = ShortVector.fromArray(S, v, c0 + 16);
+        ShortVector m0 = x0.and((short) 0x7FFF);
+        ShortVector m1 = x1.and((short) 0x7FFF);
+        if (m0.min(m1).compare(VectorOperators.LT, (short) lo).anyTrue()) {
+            return false;
+        }
+        int drop = f.mantissa() - 3;
+        short shift = (short) (e << f.mantissa());
+        short rebias = (short) ((e + f.bias() - 7) << 3);
+        FloatVector sig = FloatVector.zero(FloatVector.SPECIES_256);
+        FloatVector noi = sig;
+        for (int h = 0; h < 2; h++) {
+            ShortVector mag = h == 0 ? m0 : m1;
+            ShortVector x = h == 0 ? x0 : x1;
+            ShortVector r = mag.add(roundBias).add(mag.lanewise(VectorOperators.LSHR, drop).and((short) 1))
+                    .and((short) (-1 << drop)).min((short) hi);
+            ShortVector code = r.lanewise(VectorOperators.LSHR, drop).sub(rebias)
+                    .or(x.lanewise(VectorOperators.LSHR, 8).and((short) 0x80));
+            code.convertShape(VectorOperators.S2B, B, 0).reinterpretAsBytes().intoArray(codes, c0 + 16 * h);
+            ShortVector q = mag.sub(shift);
+            ShortVector qr = r.sub(shift);
+            for (int part = 0; part < 2; part++) {
+                FloatVector qf = toFloat(q, part, f);
+                FloatVector err = qf.sub(toFloat(qr, part, f));
+                sig = qf.fma(qf, sig);
+                noi = err.fma(err, noi);
+            }
+        }
+        double unit = Math.scalb(1.0, 2 * e);
+        sig.intoArray(lanes, 0);
+        s.signal += sumLanes(lanes) * unit;
+        noi.intoArray(lanes, 0);
+        s.noise += sumLanes(lanes) * unit;
+        s.nonzero += Scaling.MX_BLOCK;
+        return true;
+    }
+
+    /** Lanes part*8 .. part*8+7 of 16-bit patterns of normal values as float32 (exact). */
+    private static FloatVector toFloat(ShortVector bits, int part, HalfFormat f) {
+        FloatVector x = ((IntVector) bits.convertShape(VectorOperators.S2I, I, part))
+                .lanewise(VectorOperators.LSHL, 23 - f.mantissa()).reinterpretAsFloats();
+        return f.dtype() == DType.BF16 ? x : x.mul(f.rebias());
+    }
+
+    private static double sumLanes(float[] lanes) {
+        double sum = 0;
+        for (float l : lanes) {
+            sum += l;
+        }
+        return sum;
+    }
+
+    /** One value by the exact encoder, figures in float64. */
+    private static byte exact(DType dtype, int bits, int e, ChunkStats s) {
         float x = Elements.halfToFloat(dtype, bits & 0xFFFF);
         byte code = E4M3.encode(x * Math.scalb(1f, -e));
         double d = Math.abs(x) - (double) Math.abs(E4M3.decode(code)) * Math.scalb(1.0, e);
@@ -240,8 +261,7 @@ final class MxQuantizer {
         short[] halves = new short[0];
         float[] floats = new float[0];
         byte[] codes = new byte[0];
-        /** Per chunk: how many 16-bit values of each magnitude pattern had a quotient in E4M3's normal range. */
-        final int[] counts = new int[1 << 15];
+        final float[] lanes = new float[FloatVector.SPECIES_256.length()];
 
         Row fit(int cols) {
             if (codes.length < cols) {
