@@ -3,6 +3,7 @@ package dev.fp8q.converter.quant;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.codec.E4M3;
@@ -13,6 +14,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.List;
+import java.util.SplittableRandom;
 import java.util.concurrent.ForkJoinPool;
 import org.junit.jupiter.api.Test;
 
@@ -102,5 +104,81 @@ class MxQuantizerTest {
             assertEquals(0x1p-8f, o.result().scales()[1]);
             assertEquals((byte) 0x78, o.codes()[40], "1 / 2^-8 = 256, exactly E4M3 0x78");
         }
+    }
+
+    /**
+     * Random 16-bit patterns under a random block maximum per 32-block (any exponent, sign, zero, subnormal; half the
+     * blocks within 20 binades of their max, where codes go normal, subnormal and saturate), rows whose last block is
+     * partial, and a tensor of 2 chunks: codes, scales and counts as the naive path writes them, figures equal to
+     * float64 sums over the naive codes.
+     */
+    @Test
+    void randomPatternsUnderEveryBlockExponentMatchTheNaivePath() throws Exception {
+        long[][] shapes = {{64, 4096}, {37, 100}, {11, 33}, {3, 31}, {3, 1_500_016}};
+        try (Arena arena = Arena.ofShared()) {
+            for (DType dt : List.of(DType.BF16, DType.F16)) {
+                int m = dt == DType.BF16 ? 7 : 10;
+                int inf = QuantKernel.nonFiniteBits(dt);
+                for (long[] shape : shapes) {
+                    SplittableRandom rnd = new SplittableRandom(shape[0] * 7 + shape[1] + m);
+                    long n = shape[0] * shape[1];
+                    MemorySegment src = arena.allocate(2 * n);
+                    int max = 0;
+                    for (long i = 0; i < n; i++) {
+                        if ((i % shape[1]) % 32 == 0) {
+                            max = rnd.nextInt(inf); // this block's largest magnitude pattern at most
+                        }
+                        int mag = rnd.nextBoolean() ? rnd.nextInt(max + 1) : Math.max(0, max - rnd.nextInt(20 << m));
+                        src.setAtIndex(Elements.SHORT, i, (short) (mag | (rnd.nextBoolean() ? 0x8000 : 0)));
+                    }
+                    String what = dt + " " + shape[0] + "x" + shape[1];
+                    Out naive = run(false, 1, src, dt, shape);
+                    Out fast = run(true, 2, src, dt, shape);
+                    assertArrayEquals(naive.codes(), fast.codes(), what + ": codes");
+                    assertArrayEquals(naive.result().scales(), fast.result().scales(), what + ": scales");
+                    assertEquals(naive.result().amax(), fast.result().amax(), what + ": amax");
+                    assertEquals(naive.result().nonzero(), fast.result().nonzero(), what + ": nonzero");
+                    assertEquals(naive.result().underflow(), fast.result().underflow(), what + ": underflow");
+                    if (n > 10_000) { // the test's own check: zeros and underflows are there
+                        assertTrue(fast.result().underflow() > 0 && fast.result().nonzero() < n, what + ": edges present");
+                    }
+                    double[] exact = figures(src, dt, shape, naive);
+                    assertEquals(exact[0], fast.result().signal(), 1e-9 * exact[0], what + ": signal");
+                    assertEquals(exact[1], fast.result().noise(), 1e-9 * exact[1], what + ": noise");
+                }
+            }
+        }
+    }
+
+    @Test
+    void nanOrInfinityAnywhereIsRefusedWithItsCount() throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            for (DType dt : List.of(DType.BF16, DType.F16)) {
+                int inf = QuantKernel.nonFiniteBits(dt);
+                MemorySegment src = arena.allocate(2 * 4 * 100);
+                for (int i = 0; i < 400; i++) {
+                    src.setAtIndex(Elements.SHORT, i, (short) 0x3C00);
+                }
+                src.setAtIndex(Elements.SHORT, 131, (short) (inf | 0x8000)); // -Inf in a partial last block
+                src.setAtIndex(Elements.SHORT, 7, (short) (inf + 1)); // a NaN
+                NonFiniteException e = assertThrows(NonFiniteException.class, () -> run(true, 2, src, dt, new long[] {4, 100}));
+                assertEquals(2, e.count(), dt.toString());
+            }
+        }
+    }
+
+    /** Signal and noise in float64 per element from the naive path's codes and scales. */
+    private static double[] figures(MemorySegment src, DType dt, long[] shape, Out naive) {
+        long cols = shape[1];
+        double signal = 0;
+        double noise = 0;
+        for (long i = 0; i < shape[0] * cols; i++) {
+            double x = Elements.get(src, dt, i);
+            double scale = naive.result().scales()[(int) MX.scaleIndex(i / cols, i % cols, cols)];
+            double d = Math.abs(x) - Math.abs(E4M3.decode(naive.codes()[(int) i])) * scale;
+            signal += x * x;
+            noise += d * d;
+        }
+        return new double[] {signal, noise};
     }
 }
