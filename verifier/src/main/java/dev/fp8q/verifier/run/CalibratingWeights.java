@@ -11,7 +11,7 @@ import java.util.Set;
  * computing it as the reference does. Linears handed the very same input array one after the other (q, k and v
  * of one attention; cross-attention's k and v) are joined into one group: vLLM fuses them and takes the max scale.
  */
-public final class CalibratingWeights implements RunWeights {
+public final class CalibratingWeights implements LinearsOver {
 
     private final RunWeights reference;
     private final Map<String, InputStats> stats = new LinkedHashMap<>();
@@ -46,18 +46,8 @@ public final class CalibratingWeights implements RunWeights {
     }
 
     @Override
-    public float[] tensor(String name) throws FormatException {
-        return reference.tensor(name);
-    }
-
-    @Override
-    public boolean has(String name) {
-        return reference.has(name);
-    }
-
-    @Override
-    public float[] attend(float[] q, int queries, float[] k, float[] v, int keys, int dim, int heads) {
-        return reference.attend(q, queries, k, v, keys, dim, heads);
+    public RunWeights reference() {
+        return reference;
     }
 
     @Override

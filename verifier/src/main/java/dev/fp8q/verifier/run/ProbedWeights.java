@@ -9,7 +9,7 @@ import java.util.List;
  * The reference run, which also feeds each FP8 Linear's reference input through the FP8 weight (weight-only,
  * W8A8 and, on the GPU, W8A8's float32 simulation): the per-layer error free of the errors of the layers before it.
  */
-public final class ProbedWeights implements RunWeights {
+public final class ProbedWeights implements LinearsOver {
 
     /**
      * One Linear's error on the reference input; w8a8Simulated is null where W8A8 itself is the simulation (CPU);
@@ -59,18 +59,8 @@ public final class ProbedWeights implements RunWeights {
     }
 
     @Override
-    public float[] tensor(String name) throws FormatException {
-        return reference.tensor(name);
-    }
-
-    @Override
-    public boolean has(String name) {
-        return reference.has(name);
-    }
-
-    @Override
-    public float[] attend(float[] q, int queries, float[] k, float[] v, int keys, int dim, int heads) {
-        return reference.attend(q, queries, k, v, keys, dim, heads);
+    public RunWeights reference() {
+        return reference;
     }
 
     @Override

@@ -10,20 +10,10 @@ import dev.fp8q.verifier.weights.ActivationQuantizer;
  * a kept set before convert runs ({@link MixedWeights} picks the set), or with another scaling a {@link WeightSimulation}
  * gives. W8A8 also rounds their inputs to E4M3 (per tensor, or MX per 32 values along K beside MX weights).
  */
-public record SimulatedFp8Weights(RunWeights reference, boolean w8a8, WeightSimulation simulation) implements RunWeights {
+public record SimulatedFp8Weights(RunWeights reference, boolean w8a8, WeightSimulation simulation) implements LinearsOver {
 
     public SimulatedFp8Weights(RunWeights reference, boolean w8a8) {
         this(reference, w8a8, WeightSimulation.PER_TENSOR);
-    }
-
-    @Override
-    public float[] tensor(String name) throws FormatException {
-        return reference.tensor(name);
-    }
-
-    @Override
-    public boolean has(String name) {
-        return reference.has(name);
     }
 
     @Override
@@ -34,11 +24,6 @@ public record SimulatedFp8Weights(RunWeights reference, boolean w8a8, WeightSimu
         float[] bias = has(base + ".bias") ? tensor(base + ".bias") : null;
         float[] in = !w8a8 ? x : simulation.mx() ? ActivationQuantizer.mxQuantizeDequantize(x, k) : ActivationQuantizer.quantizeDequantize(x);
         return Linear.apply(in, rows, w, w.length / k, bias);
-    }
-
-    @Override
-    public float[] attend(float[] q, int queries, float[] k, float[] v, int keys, int dim, int heads) {
-        return reference.attend(q, queries, k, v, keys, dim, heads);
     }
 
     /** Per-tensor FP8, decoded: NUMERICS.md's encoder on w / (amax / 448). */
