@@ -15,10 +15,9 @@ import dev.fp8q.converter.quant.TensorQuantizer;
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.FileTrees;
-import dev.fp8q.formats.Interrupts;
 import dev.fp8q.formats.OutputGuard;
 import dev.fp8q.formats.TreeMirror;
-import dev.fp8q.formats.OutputLock;
+import dev.fp8q.formats.StagedOutput;
 import dev.fp8q.formats.TensorFile;
 import dev.fp8q.formats.pth.PthFile;
 import dev.fp8q.formats.codec.Amax;
@@ -43,7 +42,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ForkJoinPool;
 
@@ -150,16 +148,8 @@ public final class Converter {
             plan.requireWork(options.preset());
             plan.notes().forEach(progress::warn);
             loras = resolveLoras(plan, options.loras(), options.loraLenient(), progress::warn);
-            Files.createDirectories(target.getParent());
-            Path tmp = target.resolveSibling("." + target.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
-            try (OutputLock lock = OutputLock.acquire(target);
-                    Interrupts armed = Interrupts.cleanUp(List.of(tmp, OutputLock.lockFile(target)))) {
-                for (Path stale : lock.removeStale(target)) {
-                    progress.warn("removed " + stale + ", left by an interrupted run");
-                }
-                guard(src, target, manifestPath); // again, now that no other run can write it
-                return convertLocked(src, plan, tmp, target, manifestPath);
-            }
+            return StagedOutput.write(target, progress::warn, () -> guard(src, target, manifestPath),
+                    tmp -> convertLocked(src, plan, tmp, target, manifestPath));
         } finally {
             loras.close();
             pool.shutdownNow();
@@ -201,93 +191,79 @@ public final class Converter {
     }
 
     private Manifest convertLocked(Path src, SourcePlan plan, Path tmp, Path target, Path manifestPath) throws Exception {
-        Files.createDirectory(tmp);
         boolean folder = Files.isDirectory(src);
-        try {
-            List<Manifest.Source> sources = new ArrayList<>();
-            List<Manifest.TensorRecord> records = new ArrayList<>();
-            List<Manifest.ComponentRecord> components = new ArrayList<>();
-            Set<Path> consumed = new HashSet<>();
-            List<Checkpoint> open = plan.converted().stream().map(SourcePlan.Part::checkpoint).toList();
-            SourceSnapshot snapshot = SourceSnapshot.of(open);
-            Path srcRoot = src.toAbsolutePath().normalize();
-            Map<String, Integer> assigned = partOf == null ? null : assign(plan, folder, srcRoot);
-            long total = 0;
-            for (Checkpoint cp : open) {
-                if (cp.shards().getFirst() instanceof PthFile pth && !pth.skipped().isEmpty()) {
-                    progress.warn(pth.path() + ": not tensors, not carried over: " + String.join(", ", pth.skipped()));
-                }
-                for (Checkpoint.Tensor t : cp.tensors()) {
-                    total += mine(assigned, sourceName(t.shard(), folder ? srcRoot : null)) ? t.entry().byteSize() : 0;
-                }
+        List<Manifest.Source> sources = new ArrayList<>();
+        List<Manifest.TensorRecord> records = new ArrayList<>();
+        List<Manifest.ComponentRecord> components = new ArrayList<>();
+        Set<Path> consumed = new HashSet<>();
+        List<Checkpoint> open = plan.converted().stream().map(SourcePlan.Part::checkpoint).toList();
+        SourceSnapshot snapshot = SourceSnapshot.of(open);
+        Path srcRoot = src.toAbsolutePath().normalize();
+        Map<String, Integer> assigned = partOf == null ? null : assign(plan, folder, srcRoot);
+        long total = 0;
+        for (Checkpoint cp : open) {
+            if (cp.shards().getFirst() instanceof PthFile pth && !pth.skipped().isEmpty()) {
+                progress.warn(pth.path() + ": not tensors, not carried over: " + String.join(", ", pth.skipped()));
             }
-            progress.start(total);
-            Trace.mark("sources open");
-            List<PartManifest.Shard> shardPlan = new ArrayList<>();
-            List<PartManifest.ComponentOutput> outputs = new ArrayList<>();
-            ComponentFiles finish = new ComponentFiles(options.layout(), options.scaling(), progress);
-            for (SourcePlan.Part part : plan.parts()) {
-                Path compPath = part.component().path().toAbsolutePath().normalize();
-                String srcRel = folder ? srcRoot.relativize(compPath).toString() : "";
-                if (!part.converted()) {
-                    components.add(new Manifest.ComponentRecord(part.name(), part.kind().label(), "copied", srcRel, srcRel));
-                    continue;
-                }
-                Output o = outputOf(part, folder, target, srcRel);
-                Checkpoint cp = part.checkpoint();
-                Path srcBase = folder ? srcRoot : compPath.getParent();
-                boolean writes = cp.shards().stream().anyMatch(sh -> mine(assigned, sourceName(sh, srcBase)));
-                Path out = o.dir().isEmpty() || !writes ? tmp.resolve(o.dir()) : Files.createDirectories(tmp.resolve(o.dir()));
-                List<String> outNames = convertComponent(part, out, o, srcBase, sources, records, assigned);
-                String dirPrefix = o.dir().isEmpty() ? "" : o.dir() + "/";
-                String index = cp.index().map(ix -> ix.file().getFileName().toString()).orElse(null);
-                Path config = part.component().path().resolve(LayoutConfig.CONFIG);
-                boolean hasConfig = o.file() == null && Files.isRegularFile(config);
-                boolean weightOnly = part.planner().preset().weightOnly();
-                if (partOf == null) {
-                    finish.write(out, part.name(), o.file(), index, weightOnly, hasConfig ? config : null, records);
-                } else {
-                    for (int i = 0; i < cp.shards().size(); i++) {
-                        TensorFile sh = cp.shards().get(i);
-                        String name = sourceName(sh, srcBase);
-                        shardPlan.add(new PartManifest.Shard(part.name(), name, Files.size(sh.path()),
-                                dirPrefix + outNames.get(i), assigned.get(name)));
-                    }
-                    outputs.add(new PartManifest.ComponentOutput(part.name(), o.dir(), o.file(),
-                            index == null ? null : dirPrefix + index, hasConfig, weightOnly));
-                }
-                cp.shards().forEach(sh -> consumed.add(sh.path().toAbsolutePath().normalize()));
-                components.add(new Manifest.ComponentRecord(part.name(), part.kind().label(), "converted", srcRel,
-                        o.file() == null ? o.dir() : o.path()));
+            for (Checkpoint.Tensor t : cp.tensors()) {
+                total += mine(assigned, sourceName(t.shard(), folder ? srcRoot : null)) ? t.entry().byteSize() : 0;
             }
-            snapshot.verifyUnchanged();
-            if (folder && (partOf == null || partOf.index() == 1)) { // part 1 carries every file not converted
-                TreeMirror.carry(src, tmp, consumed, SafetensorsWriter.syncs());
-            }
-            if (partOf != null) {
-                return writePart(tmp, target, folder, sources, components, records, shardPlan, outputs);
-            }
-            List<String> files = new ArrayList<>(OutputGuard.relativeFiles(tmp));
-            if (folder) {
-                files.add(Manifest.FILE);
-            }
-            Manifest m = manifest(sources, components, files.stream().sorted().toList(), records);
-            if (folder) {
-                m.write(tmp.resolve(Manifest.FILE));
-                FileTrees.publish(tmp, target);
-            } else {
-                Path written = tmp.resolve(target.getFileName().toString());
-                m.write(tmp.resolve(manifestPath.getFileName().toString()));
-                FileTrees.publishFile(written, target, tmp.resolve(manifestPath.getFileName().toString()), manifestPath);
-                FileTrees.delete(tmp);
-            }
-            Trace.mark("published");
-            progress.done();
-            return m;
-        } catch (Exception | Error e) {
-            FileTrees.delete(tmp);
-            throw e;
         }
+        progress.start(total);
+        Trace.mark("sources open");
+        List<PartManifest.Shard> shardPlan = new ArrayList<>();
+        List<PartManifest.ComponentOutput> outputs = new ArrayList<>();
+        ComponentFiles finish = new ComponentFiles(options.layout(), options.scaling(), progress);
+        for (SourcePlan.Part part : plan.parts()) {
+            Path compPath = part.component().path().toAbsolutePath().normalize();
+            String srcRel = folder ? srcRoot.relativize(compPath).toString() : "";
+            if (!part.converted()) {
+                components.add(new Manifest.ComponentRecord(part.name(), part.kind().label(), "copied", srcRel, srcRel));
+                continue;
+            }
+            Output o = outputOf(part, folder, target, srcRel);
+            Checkpoint cp = part.checkpoint();
+            Path srcBase = folder ? srcRoot : compPath.getParent();
+            boolean writes = cp.shards().stream().anyMatch(sh -> mine(assigned, sourceName(sh, srcBase)));
+            Path out = o.dir().isEmpty() || !writes ? tmp.resolve(o.dir()) : Files.createDirectories(tmp.resolve(o.dir()));
+            List<String> outNames = convertComponent(part, out, o, srcBase, sources, records, assigned);
+            String dirPrefix = o.dir().isEmpty() ? "" : o.dir() + "/";
+            String index = cp.index().map(ix -> ix.file().getFileName().toString()).orElse(null);
+            Path config = part.component().path().resolve(LayoutConfig.CONFIG);
+            boolean hasConfig = o.file() == null && Files.isRegularFile(config);
+            boolean weightOnly = part.planner().preset().weightOnly();
+            if (partOf == null) {
+                finish.write(out, part.name(), o.file(), index, weightOnly, hasConfig ? config : null, records);
+            } else {
+                for (int i = 0; i < cp.shards().size(); i++) {
+                    TensorFile sh = cp.shards().get(i);
+                    String name = sourceName(sh, srcBase);
+                    shardPlan.add(new PartManifest.Shard(part.name(), name, Files.size(sh.path()),
+                            dirPrefix + outNames.get(i), assigned.get(name)));
+                }
+                outputs.add(new PartManifest.ComponentOutput(part.name(), o.dir(), o.file(),
+                        index == null ? null : dirPrefix + index, hasConfig, weightOnly));
+            }
+            cp.shards().forEach(sh -> consumed.add(sh.path().toAbsolutePath().normalize()));
+            components.add(new Manifest.ComponentRecord(part.name(), part.kind().label(), "converted", srcRel,
+                    o.file() == null ? o.dir() : o.path()));
+        }
+        snapshot.verifyUnchanged();
+        if (folder && (partOf == null || partOf.index() == 1)) { // part 1 carries every file not converted
+            TreeMirror.carry(src, tmp, consumed, SafetensorsWriter.syncs());
+        }
+        if (partOf != null) {
+            return writePart(tmp, target, folder, sources, components, records, shardPlan, outputs);
+        }
+        List<String> files = new ArrayList<>(OutputGuard.relativeFiles(tmp));
+        if (folder) {
+            files.add(Manifest.FILE);
+        }
+        Manifest m = manifest(sources, components, files.stream().sorted().toList(), records);
+        StagedOutput.publish(m, tmp, target, manifestPath, folder);
+        Trace.mark("published");
+        progress.done();
+        return m;
     }
 
     /**
@@ -606,7 +582,8 @@ public final class Converter {
         return settings;
     }
 
-    static Manifest.Totals totals(List<Manifest.TensorRecord> records) {
+    /** Counts and bytes of a manifest's tensor records (source bytes from their source dtype and shape). */
+    public static Manifest.Totals totals(List<Manifest.TensorRecord> records) {
         int q = 0;
         int p = 0;
         long outBytes = 0;

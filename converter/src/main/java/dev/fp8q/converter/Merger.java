@@ -3,11 +3,9 @@ package dev.fp8q.converter;
 import dev.fp8q.converter.layout.Layout;
 import dev.fp8q.converter.layout.LayoutConfig;
 import dev.fp8q.converter.quant.Scaling;
-import dev.fp8q.formats.FileTrees;
 import dev.fp8q.formats.FormatException;
-import dev.fp8q.formats.Interrupts;
 import dev.fp8q.formats.OutputGuard;
-import dev.fp8q.formats.OutputLock;
+import dev.fp8q.formats.StagedOutput;
 import dev.fp8q.formats.TreeMirror;
 import dev.fp8q.formats.manifest.Manifest;
 import dev.fp8q.formats.manifest.PartManifest;
@@ -21,7 +19,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.UUID;
 
 /**
  * fp8q merge: assembles the partial outputs of {@code convert --part I/N} into the output a single run writes,
@@ -55,22 +52,8 @@ public final class Merger {
         Path target = outputPath(first, dst).toAbsolutePath().normalize();
         Path manifestPath = first.fileOutput() ? Manifest.locate(target) : target.resolve(Manifest.FILE);
         guard(byIndex, target, manifestPath);
-        Files.createDirectories(target.getParent());
-        Path tmp = target.resolveSibling("." + target.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
-        try (OutputLock lock = OutputLock.acquire(target);
-                Interrupts armed = Interrupts.cleanUp(List.of(tmp, OutputLock.lockFile(target)))) {
-            for (Path stale : lock.removeStale(target)) {
-                progress.warn("removed " + stale + ", left by an interrupted run");
-            }
-            guard(byIndex, target, manifestPath); // again, now that no other run can write it
-            Files.createDirectory(tmp);
-            try {
-                return mergeLocked(byIndex, tmp, target, manifestPath, dstArg);
-            } catch (Exception | Error e) {
-                FileTrees.delete(tmp);
-                throw e;
-            }
-        }
+        return StagedOutput.write(target, progress::warn, () -> guard(byIndex, target, manifestPath),
+                tmp -> mergeLocked(byIndex, tmp, target, manifestPath, dstArg));
     }
 
     private static List<Loaded> read(List<Path> parts) throws ConvertException, FormatException {
@@ -202,15 +185,7 @@ public final class Merger {
                         target.getFileName().toString()) : c).toList();
         Manifest m = new Manifest(Manifest.TOOL, Converter.VERSION, commandLine, fm.sources(), settings, components,
                 files.stream().sorted().toList(), records, Converter.totals(records));
-        if (fileOutput) {
-            Path mf = tmp.resolve(manifestPath.getFileName().toString());
-            m.write(mf);
-            FileTrees.publishFile(tmp.resolve(target.getFileName().toString()), target, mf, manifestPath);
-            FileTrees.delete(tmp);
-        } else {
-            m.write(tmp.resolve(Manifest.FILE));
-            FileTrees.publish(tmp, target);
-        }
+        StagedOutput.publish(m, tmp, target, manifestPath, !fileOutput);
         progress.done();
         return m;
     }

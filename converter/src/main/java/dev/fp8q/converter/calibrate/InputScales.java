@@ -1,15 +1,14 @@
 package dev.fp8q.converter.calibrate;
 
 import dev.fp8q.converter.ConvertException;
+import dev.fp8q.converter.ComponentFiles;
 import dev.fp8q.converter.Converter;
 import dev.fp8q.converter.layout.Layout;
 import dev.fp8q.converter.layout.LayoutConfig;
 import dev.fp8q.converter.quant.Scaling;
 import dev.fp8q.formats.DType;
-import dev.fp8q.formats.FileTrees;
-import dev.fp8q.formats.Interrupts;
 import dev.fp8q.formats.OutputGuard;
-import dev.fp8q.formats.OutputLock;
+import dev.fp8q.formats.StagedOutput;
 import dev.fp8q.formats.manifest.Manifest;
 import dev.fp8q.formats.safetensors.SafetensorsFile;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
@@ -29,7 +28,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.UUID;
 import java.util.function.Consumer;
 
 /**
@@ -60,30 +58,12 @@ public final class InputScales {
         boolean folder = Files.isDirectory(from);
         Path target = to.toAbsolutePath().normalize();
         Path manifestPath = folder ? target.resolve(Manifest.FILE) : Manifest.locate(target);
-        Path tmp = target.resolveSibling("." + target.getFileName() + ".fp8q-tmp-" + UUID.randomUUID());
-        try (OutputLock lock = OutputLock.acquire(target);
-                Interrupts armed = Interrupts.cleanUp(List.of(tmp, OutputLock.lockFile(target)))) {
-            lock.removeStale(target).forEach(p -> warn.accept("removed " + p + ", left by an interrupted run"));
-            Files.createDirectory(tmp);
-            try {
-                Manifest out = stage(from, folder, tmp, target.getFileName().toString(), m, layout, scaling, scales,
-                        calibration, warn);
-                if (folder) {
-                    out.write(tmp.resolve(Manifest.FILE));
-                    FileTrees.publish(tmp, target);
-                } else {
-                    Path file = tmp.resolve(target.getFileName().toString());
-                    Path mf = tmp.resolve(manifestPath.getFileName().toString());
-                    out.write(mf);
-                    FileTrees.publishFile(file, target, mf, manifestPath);
-                    FileTrees.delete(tmp);
-                }
-                return out;
-            } catch (Exception | Error e) {
-                FileTrees.delete(tmp);
-                throw e;
-            }
-        }
+        return StagedOutput.write(target, warn, () -> { }, tmp -> {
+            Manifest out = stage(from, folder, tmp, target.getFileName().toString(), m, layout, scaling, scales,
+                    calibration, warn);
+            StagedOutput.publish(out, tmp, target, manifestPath, folder);
+            return out;
+        });
     }
 
     private static Manifest stage(Path from, boolean folder, Path tmp, String fileName, Manifest m, Layout layout,
@@ -122,16 +102,8 @@ public final class InputScales {
         }
         Map<String, Object> settings = new LinkedHashMap<>(m.settings());
         settings.put("calibration", calibration);
-        int q = 0;
-        int p = 0;
-        long outBytes = 0;
-        for (Manifest.TensorRecord r : records) {
-            q += r.action().equals("quantize") ? 1 : 0;
-            p += r.action().equals("preserve") ? 1 : 0;
-            outBytes += r.bytes();
-        }
         return new Manifest(m.tool(), m.version(), m.commandLine(), m.sources(), settings, m.components(), m.files(),
-                records, new Manifest.Totals(records.size(), q, p, m.totals().sourceBytes(), outBytes), m.loras());
+                records, Converter.totals(records), m.loras());
     }
 
     private static String parent(String rel) {
@@ -230,7 +202,7 @@ public final class InputScales {
         Files.deleteIfExists(compTmp.resolve(LayoutConfig.CONFIG)); // links: written anew, never through
         Files.deleteIfExists(compTmp.resolve(LayoutConfig.MODELOPT_CONFIG));
         new LayoutConfig(layout, scaling, warn, true).write(Files.isRegularFile(config) ? config : null, compTmp,
-                dev.fp8q.converter.ComponentFiles.preservedLinears(records, component));
+                ComponentFiles.preservedLinears(records, component));
     }
 
     private static List<Long> boxed(long[] shape) {

@@ -11,6 +11,7 @@ import dev.fp8q.formats.Interrupts;
 import dev.fp8q.formats.OutputGuard;
 import dev.fp8q.formats.TreeMirror;
 import dev.fp8q.formats.OutputLock;
+import dev.fp8q.formats.StagedOutput;
 import dev.fp8q.formats.Fp8Names;
 import dev.fp8q.formats.TensorFile;
 import dev.fp8q.formats.FormatException;
@@ -18,7 +19,6 @@ import dev.fp8q.formats.codec.E4M3;
 import dev.fp8q.formats.codec.E5M2;
 import dev.fp8q.formats.codec.Elements;
 import dev.fp8q.formats.manifest.Manifest;
-import dev.fp8q.formats.safetensors.SafetensorsFile;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
 import dev.fp8q.formats.safetensors.ShardIndex;
 import dev.fp8q.formats.safetensors.TensorSpec;
@@ -113,15 +113,7 @@ public final class Dequantizer {
                         List.of(new Manifest.Source("", dst.getFileName().toString(), folder ? 0 : Files.size(dst))),
                         Map.of("dequantize_dtype", dtype.name()), null, files.stream().sorted().toList(), records,
                         new Manifest.Totals(records.size(), 0, records.size(), 0, bytes));
-                if (folder) {
-                    m.write(tmp.resolve(Manifest.FILE));
-                    FileTrees.publish(tmp, target);
-                } else {
-                    Path mf = tmp.resolve(manifestPath.getFileName().toString());
-                    m.write(mf);
-                    FileTrees.publishFile(tmp.resolve(target.getFileName().toString()), target, mf, manifestPath);
-                    FileTrees.delete(tmp);
-                }
+                StagedOutput.publish(m, tmp, target, manifestPath, folder);
             } catch (IOException | FormatException | RuntimeException | Error e) {
                 FileTrees.delete(tmp);
                 throw e;
