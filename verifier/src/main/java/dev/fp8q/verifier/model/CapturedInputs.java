@@ -9,7 +9,8 @@ import java.nio.file.Path;
 /**
  * Inputs captured from a real pipeline for the chained runs: {@code latents} F32 [C, F, H, W] (the model's input
  * x_t; the token grid is F x H/2 x W/2) with an optional 0-dim {@code timestep} (0..1000), and {@code context}
- * F32 [L, textDim] (the text encoder's output entering the model). Either may be absent (null).
+ * F32 [L, textDim] (the text encoder's output entering the model). Either may be absent (null); the static helpers
+ * make the seeded stand-ins used in their place.
  */
 public record CapturedInputs(float[] latents, int[] grid, Double timestep, float[] context) {
 
@@ -85,6 +86,15 @@ public record CapturedInputs(float[] latents, int[] grid, Double timestep, float
             patches[i] = (float) ((1 - sigma) * x0 + sigma * noise);
         }
         return patches;
+    }
+
+    /** n values N(0, std^2) drawn in turn from r, as float. */
+    public static float[] gaussian(java.util.SplittableRandom r, int n, double std) {
+        float[] out = new float[n];
+        for (int i = 0; i < n; i++) {
+            out[i] = (float) (r.nextGaussian() * std);
+        }
+        return out;
     }
 
     public static final String SYNTHETIC_LATENTS = "x_t = (1 - sigma) x0 + sigma noise, x0 and noise N(0,1), sigma = t/1000";

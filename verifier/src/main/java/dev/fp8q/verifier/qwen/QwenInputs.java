@@ -4,6 +4,7 @@ import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.formats.FormatException.Rule;
 import dev.fp8q.verifier.math.Ops;
+import dev.fp8q.verifier.model.CapturedInputs;
 import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.weights.TensorValues;
 import java.lang.foreign.ValueLayout;
@@ -39,19 +40,19 @@ public record QwenInputs(float[] img, int[] grid, float[] txt, int textTokens, f
         int tokens = grid[0] * grid[1] * grid[2];
         String imgIn = n.top("img_in");
         int patchIn = w.tensor(imgIn + ".weight").length / dim;
-        float[] img = w.linear(imgIn, gaussian(r, tokens * patchIn, 1.0), tokens);
+        float[] img = w.linear(imgIn, CapturedInputs.gaussian(r, tokens * patchIn, 1.0), tokens);
         notes.add("img: img_in of a N(0,1) latent, " + patchIn + " values per token, grid " + grid[0] + "x" + grid[1]
                 + "x" + grid[2]);
         float[] txt;
         String txtIn = n.top("txt_in");
         if (w.has(txtIn + ".weight") && w.has(n.top("txt_norm.weight"))) {
             float[] norm = w.tensor(n.top("txt_norm.weight"));
-            float[] f = gaussian(r, textTokens * norm.length, 1.0);
+            float[] f = CapturedInputs.gaussian(r, textTokens * norm.length, 1.0);
             Ops.rmsNorm(f, textTokens, norm.length, (float) EPS, norm);
             txt = w.linear(txtIn, f, textTokens);
             notes.add("txt: txt_in(txt_norm(N(0,1) text features of " + norm.length + ")), " + textTokens + " tokens");
         } else {
-            txt = gaussian(r, textTokens * dim, 1.0);
+            txt = CapturedInputs.gaussian(r, textTokens * dim, 1.0);
             notes.add("txt: N(0,1) (no txt_in / txt_norm in the checkpoint)");
         }
         float[] temb;
@@ -64,7 +65,7 @@ public record QwenInputs(float[] img, int[] grid, float[] txt, int textTokens, f
             temb = w.linear(l2, h, 1);
             notes.add("temb: time_text_embed of timestep " + timestep);
         } else {
-            temb = gaussian(r, dim, 1.0);
+            temb = CapturedInputs.gaussian(r, dim, 1.0);
             notes.add("temb: N(0,1) (no time_text_embed in the checkpoint)");
         }
         return new QwenInputs(img, grid.clone(), txt, textTokens, temb, notes);
@@ -81,14 +82,6 @@ public record QwenInputs(float[] img, int[] grid, float[] txt, int textTokens, f
             double a = TIME_SCALE * t * Math.exp(-Math.log(10000) * j / half);
             out[j] = (float) Math.cos(a);
             out[half + j] = (float) Math.sin(a);
-        }
-        return out;
-    }
-
-    private static float[] gaussian(SplittableRandom r, int n, double std) {
-        float[] out = new float[n];
-        for (int i = 0; i < n; i++) {
-            out[i] = (float) (r.nextGaussian() * std);
         }
         return out;
     }

@@ -98,10 +98,7 @@ public final class QwenModel implements ChainedModel<QwenModel.Step> {
         if (captured.context() != null) {
             features = captured.context().clone();
         } else {
-            features = new float[contextTokens * textDim];
-            for (int i = 0; i < features.length; i++) {
-                features[i] = (float) r.nextGaussian();
-            }
+            features = CapturedInputs.gaussian(r, contextTokens * textDim, 1.0);
         }
         int lt = features.length / textDim;
         Ops.rmsNorm(features, lt, textDim, (float) QwenInputs.EPS, norm);

@@ -4,6 +4,7 @@ import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.formats.FormatException.Rule;
 import dev.fp8q.verifier.math.Ops;
+import dev.fp8q.verifier.model.CapturedInputs;
 import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.wan.WanNaming.Param;
 import dev.fp8q.verifier.weights.TensorValues;
@@ -42,10 +43,10 @@ public record WanInputs(float[] x, int[] grid, float[] context, int contextToken
         if (w.has(patch + ".weight")) {
             float[] pw = w.tensor(patch + ".weight");
             int patchIn = pw.length / dim;
-            x = w.linear(patch, gaussian(r, tokens * patchIn, 1.0), tokens);
+            x = w.linear(patch, CapturedInputs.gaussian(r, tokens * patchIn, 1.0), tokens);
             notes.add("x: patch_embedding of a N(0,1) latent, " + patchIn + " values per token");
         } else {
-            x = gaussian(r, tokens * dim, 1.0);
+            x = CapturedInputs.gaussian(r, tokens * dim, 1.0);
             notes.add("x: N(0,1) (no patch_embedding in the checkpoint)");
         }
         float[] context;
@@ -53,13 +54,13 @@ public record WanInputs(float[] x, int[] grid, float[] context, int contextToken
         String text2 = naming.name(Param.TEXT_2, 0);
         if (w.has(text0 + ".weight") && w.has(text2 + ".weight")) {
             int textDim = w.tensor(text0 + ".weight").length / dim;
-            float[] h = w.linear(text0, gaussian(r, contextTokens * textDim, TEXT_FEATURE_STD), contextTokens);
+            float[] h = w.linear(text0, CapturedInputs.gaussian(r, contextTokens * textDim, TEXT_FEATURE_STD), contextTokens);
             Ops.geluTanh(h);
             context = w.linear(text2, h, contextTokens);
             notes.add("context: text_embedding of N(0," + TEXT_FEATURE_STD + ") text features, " + contextTokens
                     + " tokens");
         } else {
-            context = gaussian(r, contextTokens * dim, 1.0);
+            context = CapturedInputs.gaussian(r, contextTokens * dim, 1.0);
             notes.add("context: N(0,1) (no text_embedding in the checkpoint)");
         }
         float[] e;
@@ -76,7 +77,7 @@ public record WanInputs(float[] x, int[] grid, float[] context, int contextToken
             e = w.linear(proj, h, 1);
             notes.add("e: time_projection of timestep " + timestep + " (one row for all tokens)");
         } else {
-            e = gaussian(r, 6 * dim, 0.1);
+            e = CapturedInputs.gaussian(r, 6 * dim, 0.1);
             notes.add("e: N(0,0.1) (no time embedding in the checkpoint)");
         }
         return new WanInputs(x, grid.clone(), context, contextTokens, e, false, notes);
@@ -90,14 +91,6 @@ public record WanInputs(float[] x, int[] grid, float[] context, int contextToken
             double a = position * Math.pow(10000, -(double) j / half);
             out[j] = (float) Math.cos(a);
             out[half + j] = (float) Math.sin(a);
-        }
-        return out;
-    }
-
-    private static float[] gaussian(SplittableRandom r, int n, double std) {
-        float[] out = new float[n];
-        for (int i = 0; i < n; i++) {
-            out[i] = (float) (r.nextGaussian() * std);
         }
         return out;
     }

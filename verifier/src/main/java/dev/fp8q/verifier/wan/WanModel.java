@@ -132,9 +132,8 @@ public final class WanModel implements ChainedModel<WanModel.Step> {
         if (captured.context() != null) {
             System.arraycopy(captured.context(), 0, features, 0, Math.min(captured.context().length, features.length));
         } else {
-            for (int i = 0; i < Math.min(contextTokens, TEXT_LEN) * textDim; i++) {
-                features[i] = (float) (r.nextGaussian() * WanInputs.TEXT_FEATURE_STD);
-            }
+            int n = Math.min(contextTokens, TEXT_LEN) * textDim;
+            System.arraycopy(CapturedInputs.gaussian(r, n, WanInputs.TEXT_FEATURE_STD), 0, features, 0, n);
         }
         float[] h = w.linear(n.name(Param.TEXT_0, 0), features, TEXT_LEN);
         Ops.geluTanh(h);
