@@ -11,6 +11,7 @@ import dev.fp8q.formats.codec.Elements;
 import dev.fp8q.formats.manifest.Manifest;
 import dev.fp8q.testdata.WanCheckpoints;
 import dev.fp8q.verifier.model.CapturedInputs;
+import dev.fp8q.verifier.run.LinearsOver;
 import dev.fp8q.verifier.run.ReferenceWeights;
 import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.wan.CpuBlockMath;
@@ -143,13 +144,9 @@ class CalibrateMethodsTest {
         try (Checkpoint c = Checkpoint.open(src)) {
             WanNaming n = WanNaming.detect(c).orElseThrow();
             ReferenceWeights ref = new ReferenceWeights(c);
-            RunWeights rec = new RunWeights() {
-                public float[] tensor(String name) throws FormatException {
-                    return ref.tensor(name);
-                }
-
-                public boolean has(String name) {
-                    return ref.has(name);
+            RunWeights rec = new LinearsOver() {
+                public RunWeights reference() {
+                    return ref;
                 }
 
                 public float[] linear(String base, float[] x, int rows) throws FormatException {

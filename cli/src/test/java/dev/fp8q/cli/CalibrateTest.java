@@ -16,6 +16,7 @@ import dev.fp8q.testdata.WanCheckpoints;
 import dev.fp8q.verifier.Verifier;
 import dev.fp8q.verifier.VerifyReport;
 import dev.fp8q.verifier.check.Bounds;
+import dev.fp8q.verifier.run.LinearsOver;
 import dev.fp8q.verifier.run.ReferenceWeights;
 import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.wan.WanModel;
@@ -111,13 +112,9 @@ class CalibrateTest {
         try (Checkpoint c = Checkpoint.open(src)) {
             WanNaming n = WanNaming.detect(c).orElseThrow();
             ReferenceWeights ref = new ReferenceWeights(c);
-            RunWeights rec = new RunWeights() {
-                public float[] tensor(String name) throws dev.fp8q.formats.FormatException {
-                    return ref.tensor(name);
-                }
-
-                public boolean has(String name) {
-                    return ref.has(name);
+            RunWeights rec = new LinearsOver() {
+                public RunWeights reference() {
+                    return ref;
                 }
 
                 public float[] linear(String base, float[] x, int rows) throws dev.fp8q.formats.FormatException {

@@ -13,6 +13,7 @@ import dev.fp8q.verifier.check.Bounds;
 import dev.fp8q.verifier.model.CapturedInputs;
 import dev.fp8q.verifier.model.ChainedModel;
 import dev.fp8q.verifier.model.ChainedModels;
+import dev.fp8q.verifier.run.LinearsOver;
 import dev.fp8q.verifier.run.ReferenceWeights;
 import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.wan.CpuBlockMath;
@@ -86,13 +87,9 @@ class QwenCalibrateTest {
         Map<String, Double> amax = new HashMap<>();
         try (Checkpoint c = Checkpoint.open(src)) {
             ReferenceWeights ref = new ReferenceWeights(c);
-            RunWeights rec = new RunWeights() {
-                public float[] tensor(String name) throws FormatException {
-                    return ref.tensor(name);
-                }
-
-                public boolean has(String name) {
-                    return ref.has(name);
+            RunWeights rec = new LinearsOver() {
+                public RunWeights reference() {
+                    return ref;
                 }
 
                 public float[] linear(String base, float[] x, int rows) throws FormatException {

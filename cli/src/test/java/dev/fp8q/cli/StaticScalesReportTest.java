@@ -11,6 +11,7 @@ import dev.fp8q.formats.FormatException;
 import dev.fp8q.formats.codec.E4M3;
 import dev.fp8q.formats.codec.Elements;
 import dev.fp8q.testdata.WanCheckpoints;
+import dev.fp8q.verifier.run.LinearsOver;
 import dev.fp8q.verifier.run.ReferenceWeights;
 import dev.fp8q.verifier.run.RunWeights;
 import dev.fp8q.verifier.wan.CpuBlockMath;
@@ -110,13 +111,9 @@ class StaticScalesReportTest {
             WanNaming n = WanNaming.detect(c).orElseThrow();
             ReferenceWeights ref = new ReferenceWeights(c);
             double[] t0 = {0};
-            RunWeights rec = new RunWeights() {
-                public float[] tensor(String name) throws FormatException {
-                    return ref.tensor(name);
-                }
-
-                public boolean has(String name) {
-                    return ref.has(name);
+            RunWeights rec = new LinearsOver() {
+                public RunWeights reference() {
+                    return ref;
                 }
 
                 public float[] linear(String base, float[] x, int rows) throws FormatException {

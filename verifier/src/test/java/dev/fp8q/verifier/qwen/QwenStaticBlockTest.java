@@ -13,6 +13,7 @@ import dev.fp8q.verifier.Verifier;
 import dev.fp8q.verifier.VerifyReport;
 import dev.fp8q.verifier.check.Bounds;
 import dev.fp8q.verifier.check.Check;
+import dev.fp8q.verifier.run.LinearsOver;
 import dev.fp8q.verifier.run.ReferenceWeights;
 import dev.fp8q.verifier.run.RunWeights;
 import java.lang.foreign.Arena;
@@ -41,13 +42,9 @@ class QwenStaticBlockTest {
         try (Checkpoint s = Checkpoint.open(src)) {
             ReferenceWeights ref = new ReferenceWeights(s);
             in = QwenInputs.synthetic(QwenBlockTest.NAMES, QwenBlockTest.DIM, QwenBlockTest.GRID, QwenBlockTest.TEXT, 7, ref);
-            RunWeights rec = new RunWeights() {
-                public float[] tensor(String name) throws FormatException {
-                    return ref.tensor(name);
-                }
-
-                public boolean has(String name) {
-                    return ref.has(name);
+            RunWeights rec = new LinearsOver() {
+                public RunWeights reference() {
+                    return ref;
                 }
 
                 public float[] linear(String base, float[] x, int rows) throws FormatException {
