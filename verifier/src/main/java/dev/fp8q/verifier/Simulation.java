@@ -32,11 +32,14 @@ public final class Simulation {
         float[] of(RunWeights w) throws FormatException;
     }
 
+    /** One input: the model's output on it for any weights, and the reference's, computed once. */
+    private record Step(Output output, float[] reference) {}
+
     private final Checkpoint source;
     private final String family;
-    private final List<Output> steps;
+    private final List<Step> steps;
 
-    private Simulation(Checkpoint source, String family, List<Output> steps) {
+    private Simulation(Checkpoint source, String family, List<Step> steps) {
         this.source = source;
         this.family = family;
         this.steps = steps;
@@ -51,12 +54,13 @@ public final class Simulation {
                 : Optional.of(new Simulation(source, model.get().family(), steps(model.get(), ref, seed, timesteps)));
     }
 
-    private static <S extends ChainedModel.Step> List<Output> steps(ChainedModel<S> model, RunWeights ref, long seed,
+    private static <S extends ChainedModel.Step> List<Step> steps(ChainedModel<S> model, RunWeights ref, long seed,
             List<Double> timesteps) throws FormatException {
-        List<Output> out = new ArrayList<>();
+        List<Step> out = new ArrayList<>();
         for (double t : timesteps) {
             S step = model.inputs(t, seed, ref);
-            out.add(w -> model.output(step, 0, step.streams(), w, new CpuBlockMath(ChainedModels.HEAD_DIM)));
+            Output o = w -> model.output(step, 0, step.streams(), w, new CpuBlockMath(ChainedModels.HEAD_DIM));
+            out.add(new Step(o, o.of(ref))); // every endToEnd compares with it: plan --budget-db calls it per layer
         }
         return out;
     }
@@ -78,10 +82,9 @@ public final class Simulation {
         runs.put("weight_only", new MixedWeights(ref, new SimulatedFp8Weights(ref, false, simulation), fp8Linears));
         runs.put("w8a8", new MixedWeights(ref, new SimulatedFp8Weights(ref, true, simulation), fp8Linears));
         Map<String, ErrorMetrics> worst = new LinkedHashMap<>();
-        for (Output step : steps) {
-            float[] refOut = step.of(ref);
+        for (Step step : steps) {
             for (Map.Entry<String, RunWeights> r : runs.entrySet()) {
-                ErrorMetrics m = ErrorMetrics.of(refOut, step.of(r.getValue()));
+                ErrorMetrics m = ErrorMetrics.of(step.reference(), step.output().of(r.getValue()));
                 ErrorMetrics prev = worst.get(r.getKey());
                 if (prev == null || m.sqnrDb() < prev.sqnrDb()) {
                     worst.put(r.getKey(), m);
