@@ -76,7 +76,10 @@ class QwenImageConvertTest {
             DropInTest.ok(make.toArray(String[]::new));
             Map<String, byte[]> before = DropInTest.tree(p);
             Path dst = dir.resolve(p.getFileName() + "-fp8");
-            DropInTest.ok("convert", "--quiet", p.toString(), dst.toString());
+            CliRun conv = DropInTest.ok("convert", "--quiet", p.toString(), dst.toString());
+            // warnings name the user's files, never the temporary folder the output is staged in
+            assertTrue(conv.err().contains(p.resolve("transformer").resolve("config.json") + ": diffusers"), conv.err());
+            assertFalse(conv.err().contains("fp8q-tmp-"), conv.err());
             List<String> expected = new ArrayList<>(before.keySet());
             expected.add(Manifest.FILE);
             assertEquals(expected.stream().sorted().toList(), List.copyOf(DropInTest.tree(dst).keySet()), "a complete pipeline folder");

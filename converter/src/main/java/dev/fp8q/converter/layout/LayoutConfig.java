@@ -78,7 +78,7 @@ public final class LayoutConfig {
         }
         boolean diffusers = isDiffusers(cfg);
         if (diffusers && (layout == Layout.COMPRESSED_TENSORS || layout == Layout.HF_FP8 || layout == Layout.VLLM_FP8)) {
-            warn.accept(out.resolve(CONFIG) + ": diffusers' from_pretrained refuses a " + layout.id()
+            warn.accept(source + ": diffusers' from_pretrained refuses a " + layout.id()
                     + " quantization_config (no diffusers quantizer reads it); this folder is for " + layout.id() + " runtimes");
         }
         switch (layout) {
@@ -86,7 +86,7 @@ public final class LayoutConfig {
                 if (!diffusers) {
                     cfg.set("quantization_config", compressedTensors(ignore));
                 } else {
-                    warn.accept(out.resolve(CONFIG) + ": diffusers' from_pretrained has no reader for scaled FP8 weights "
+                    warn.accept(source + ": diffusers' from_pretrained has no reader for scaled FP8 weights "
                             + "without a quantization_config (it would take the codes without their scales); this "
                             + "component is for ComfyUI and runtimes that read weight_scale (use --layout modelopt for "
                             + "vLLM-Omni / SGLang)");
