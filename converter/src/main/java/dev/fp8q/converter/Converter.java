@@ -317,7 +317,7 @@ public final class Converter {
             largest = loras.targets(t.name()) ? Math.max(largest, 4 * t.entry().numel()) : largest;
         }
         merged = new LoraTensors(pool, loras, largest);
-        ChunkBuffers.forEachIndex(pool, shards.size(), i -> {
+        ChunkBuffers.onThreads(shards.size(), i -> { // shards wait on their loops (and lanes) outside the pool
             TensorFile shard = shards.get(i);
             if (!mine(assigned, sourceName(shard, srcRoot))) {
                 converted[i] = List.of();
@@ -457,7 +457,7 @@ public final class Converter {
         TensorQuantizer quantizer = new TensorQuantizer(pool);
         Trace.mark(target.getFileName() + ": start");
         try (SafetensorsWriter w = SafetensorsWriter.create(target, metadata, specs)) {
-            ChunkBuffers.forEach(pool, jobs, j -> { // tensors in parallel too: small ones alone cannot fill the cores
+            ChunkBuffers.Each<Job> convert = j -> {
                 TensorEntry e = j.source().entry();
                 MemorySegment data = j.source().data();
                 if (j.decision().action() == Action.QUANTIZE) {
@@ -487,7 +487,10 @@ public final class Converter {
                 }
                 release(data);
                 progress.advance(e.byteSize());
-            });
+            };
+            // tensors in parallel too (small ones alone cannot fill the cores); merged weights in a few lanes
+            java.util.function.Predicate<Job> lane = j -> j.decision().action() == Action.QUANTIZE && merged.targets(j.source().name());
+            merged.run(jobs.stream().filter(lane.negate()).toList(), jobs.stream().filter(lane).toList(), convert);
             Trace.mark(target.getFileName() + ": tensors written");
             w.commit(); // the marker holds no bytes
             Trace.mark(target.getFileName() + ": committed");

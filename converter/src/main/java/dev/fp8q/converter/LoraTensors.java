@@ -10,9 +10,12 @@ import dev.fp8q.formats.lora.LoraMerge;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.List;
+import java.util.Queue;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The tensors LoRAs change, merged in float64 rows at a time across the pool's workers and rounded once: a weight
@@ -23,13 +26,16 @@ import java.util.concurrent.Semaphore;
  */
 final class LoraTensors {
 
-    /** float64 values per row task (an 8 MiB buffer per worker): enough rows to reuse each cached tile of down. */
-    private static final int TASK_VALUES = 1 << 20;
+    /** float64 values per row task (a 2 MiB buffer per worker): tens of rows reuse each cached tile of down, and a
+     * 5120 x 5120 weight is 100 tasks, to keep 16 cores even. */
+    private static final int TASK_VALUES = 1 << 18;
 
     private final ForkJoinPool pool;
     private final LoraMerge merge;
     private final long bufferBytes;
     private final Semaphore slots;
+    /** Merged weights converted at once: the buffers the budget holds. */
+    private final int lanes;
     /** Buffers of bufferBytes, reused: a fresh one per target cost its zeroing and page faults every time. */
     private final ConcurrentLinkedQueue<MemorySegment> free = new ConcurrentLinkedQueue<>();
 
@@ -37,7 +43,8 @@ final class LoraTensors {
         this.pool = pool;
         this.merge = merge;
         this.bufferBytes = Math.max(64, largestTargetBytes);
-        this.slots = new Semaphore((int) Math.max(1, BUDGET / bufferBytes));
+        this.lanes = (int) Math.max(1, BUDGET / bufferBytes);
+        this.slots = new Semaphore(lanes);
         if (!merge.isEmpty()) { // merged weights take the F32 kernel: start its warm-up now, not at the first one
             MemorySegment sample = Arena.ofAuto().allocate(4L << 14);
             for (int i = 0; i < 1 << 14; i++) {
@@ -54,27 +61,38 @@ final class LoraTensors {
         return merge.targets(name);
     }
 
+    /**
+     * body for every item of plain in parallel, and for the merged weights at most `lanes` at a time, each merge
+     * and quantization running across the whole pool. The lanes are virtual threads, so a lane waiting for a
+     * buffer that another shard holds keeps no worker from the merges: the pool adds no thread for a worker
+     * blocked even in a ManagedBlocker, and with one pool task per weight, 14 of 16 workers sat waiting.
+     */
+    <T> void run(List<T> plain, List<T> merged, ChunkBuffers.Each<T> body) throws Exception {
+        Queue<T> queue = new ConcurrentLinkedQueue<>(merged);
+        AtomicBoolean failed = new AtomicBoolean();
+        ChunkBuffers.onThreads(1 + Math.min(lanes, merged.size()), k -> {
+            try {
+                if (k == 0) {
+                    ChunkBuffers.forEach(pool, plain, body);
+                    return;
+                }
+                for (T t; !failed.get() && (t = queue.poll()) != null; ) {
+                    body.run(t);
+                }
+            } catch (Exception | Error e) {
+                failed.set(true);
+                throw e;
+            }
+        });
+    }
+
     /** A merged float32 tensor in a pooled buffer, returned to the pool when closed. */
     final class Merged implements AutoCloseable {
         private final MemorySegment buffer;
         final MemorySegment values;
 
         private Merged(long bytes) throws InterruptedException {
-            ForkJoinPool.managedBlock(new ForkJoinPool.ManagedBlocker() { // the pool adds a worker while this one waits
-                boolean got;
-
-                @Override
-                public boolean block() throws InterruptedException {
-                    slots.acquire();
-                    got = true;
-                    return true;
-                }
-
-                @Override
-                public boolean isReleasable() {
-                    return got || (got = slots.tryAcquire());
-                }
-            });
+            slots.acquire();
             MemorySegment b = free.poll();
             buffer = b != null ? b : Arena.ofAuto().allocate(bufferBytes, 64);
             values = buffer.asSlice(0, bytes);

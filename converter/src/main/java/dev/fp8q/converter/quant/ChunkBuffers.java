@@ -98,6 +98,37 @@ public final class ChunkBuffers {
     }
 
     /**
+     * Calls body for 0 .. count-1, each on its own virtual thread, and returns when every call has ended, rethrowing
+     * the first failure. For callers that wait (for a slot, or on the loops they hand to a pool) without holding
+     * one of the pool's workers: the pool adds no thread for a blocked worker.
+     */
+    public static void onThreads(int count, Indexed body) throws Exception {
+        AtomicReference<Throwable> first = new AtomicReference<>();
+        try (java.util.concurrent.ExecutorService threads = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
+            for (int i = 0; i < count; i++) {
+                int k = i;
+                threads.execute(() -> {
+                    if (first.get() != null) {
+                        return;
+                    }
+                    try {
+                        body.run(k);
+                    } catch (Throwable t) {
+                        first.compareAndSet(null, t);
+                    }
+                });
+            }
+        }
+        Throwable failure = first.get();
+        if (failure instanceof Exception e) {
+            throw e;
+        }
+        if (failure instanceof Error e) {
+            throw e;
+        }
+    }
+
+    /**
      * Runs the task in the pool and waits, rethrowing what a body threw. From one of the pool's own workers it
      * runs in place: nested loops share the workers instead of blocking one on a submit.
      */
