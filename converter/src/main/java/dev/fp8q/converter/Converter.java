@@ -11,6 +11,7 @@ import dev.fp8q.converter.quant.ChunkBuffers;
 import dev.fp8q.converter.quant.Scaling;
 import dev.fp8q.converter.quant.NonFiniteException;
 import dev.fp8q.converter.quant.QuantResult;
+import dev.fp8q.converter.quant.QuantKernel;
 import dev.fp8q.converter.quant.TensorQuantizer;
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.DType;
@@ -147,6 +148,9 @@ public final class Converter {
         try (SourcePlan plan = SourcePlan.of(src, options.preset(), options.rules(), options.components(), options.pthKey())) {
             plan.requireWork(options.preset());
             plan.notes().forEach(progress::warn);
+            if (!options.loras().isEmpty()) { // compile the F32 kernel while the LoRA files are read
+                LoraTensors.warmUpF32();
+            }
             loras = resolveLoras(plan, options.loras(), options.loraLenient(), progress::warn);
             return StagedOutput.write(target, progress::warn, () -> guard(src, target, manifestPath),
                     tmp -> convertLocked(src, plan, tmp, target, manifestPath));
@@ -455,6 +459,7 @@ public final class Converter {
         }
         Map<String, QuantResult> results = new ConcurrentHashMap<>();
         TensorQuantizer quantizer = new TensorQuantizer(pool);
+        TensorQuantizer mergedQuantizer = new TensorQuantizer(pool, QuantKernel.best(), 1 << 20); // one or two at once
         Trace.mark(target.getFileName() + ": start");
         try (SafetensorsWriter w = SafetensorsWriter.create(target, metadata, specs)) {
             ChunkBuffers.Each<Job> convert = j -> {
@@ -464,10 +469,13 @@ public final class Converter {
                     QuantResult r;
                     try {
                         if (merged.targets(e.name())) { // the merged weight, rounded once to float32, takes the F32 path
+                            Trace.mark(e.name(), "merge");
                             try (LoraTensors.Merged m = merged.float32(j.source())) {
-                                r = quantizer.quantize(e.name(), m.values, DType.F32, e.shape(), options.scaling(),
+                                Trace.mark(e.name(), "merged");
+                                r = mergedQuantizer.quantize(e.name(), m.values, DType.F32, e.shape(), options.scaling(),
                                         (el, bytes) -> w.write(e.name(), el, bytes));
                             }
+                            Trace.mark(e.name(), "quantized");
                         } else {
                             r = quantizer.quantize(e.name(), data, e.dtype(), e.shape(), options.scaling(),
                                     (el, bytes) -> w.write(e.name(), el, bytes));

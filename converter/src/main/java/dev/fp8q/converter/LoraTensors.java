@@ -21,8 +21,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * The tensors LoRAs change, merged in float64 rows at a time across the pool's workers and rounded once: a weight
  * to quantize becomes float32 in an off-heap buffer that then takes the converter's ordinary F32 path (scale and
  * encode unchanged); a kept tensor is rounded straight to its output dtype and written. Merged float32 buffers
- * (each the size of the largest target) are pooled within a budget of 512 MiB, or one buffer when a target is
- * larger, so tensors converted in parallel never hold more than that at once.
+ * (each the size of the largest target) are pooled within a budget ({@link #BUDGET}), or one buffer when a target
+ * is larger, so tensors converted in parallel never hold more than that at once.
  */
 final class LoraTensors {
 
@@ -34,8 +34,16 @@ final class LoraTensors {
     private final LoraMerge merge;
     private final long bufferBytes;
     private final Semaphore slots;
-    /** Merged weights converted at once: the buffers the budget holds. */
+    /** Merged weights converted at once: the buffers the budget holds, up to MAX_LANES. */
     private final int lanes;
+    /**
+     * One merge at a time, on every core: lanes merging together finished together and then all quantized
+     * together, their writes queueing on the output file while the cores idled. Taking turns, one weight's
+     * quantization and writes overlap the next one's merge.
+     */
+    private final Semaphore mergeTurn = new Semaphore(1);
+    /** One weight merging while the last one is quantized and written: more only hold more memory. */
+    private static final int MAX_LANES = 2;
     /** Buffers of bufferBytes, reused: a fresh one per target cost its zeroing and page faults every time. */
     private final ConcurrentLinkedQueue<MemorySegment> free = new ConcurrentLinkedQueue<>();
 
@@ -43,19 +51,25 @@ final class LoraTensors {
         this.pool = pool;
         this.merge = merge;
         this.bufferBytes = Math.max(64, largestTargetBytes);
-        this.lanes = (int) Math.max(1, BUDGET / bufferBytes);
+        this.lanes = (int) Math.clamp(BUDGET / bufferBytes, 1, MAX_LANES);
         this.slots = new Semaphore(lanes);
-        if (!merge.isEmpty()) { // merged weights take the F32 kernel: start its warm-up now, not at the first one
-            MemorySegment sample = Arena.ofAuto().allocate(4L << 14);
-            for (int i = 0; i < 1 << 14; i++) {
-                sample.setAtIndex(Elements.FLOAT, i, (float) Math.sin(i) * 0.02f);
-            }
-            VectorQuantKernel.warmUpInBackground(sample, DType.F32);
-        }
     }
 
-    /** Bytes of merged float32 buffers at most (or one buffer when a target is larger). */
-    private static final long BUDGET = 512L << 20;
+    /** Merged weights take the F32 kernel: its warm-up, started before the first one (once per process). */
+    static void warmUpF32() {
+        MemorySegment sample = Arena.ofAuto().allocate(4L << 14);
+        for (int i = 0; i < 1 << 14; i++) {
+            sample.setAtIndex(Elements.FLOAT, i, (float) Math.sin(i) * 0.02f);
+        }
+        VectorQuantKernel.warmUpInBackground(sample, DType.F32);
+    }
+
+    /**
+     * Bytes of merged float32 buffers at most (or one buffer when a target is larger): 5/8 of the heap limit, which
+     * is also the JVM's limit on off-heap memory, and at least 512 MiB. With -Xmx1g that is two buffers of a 14B
+     * FFN weight (283 MB each).
+     */
+    private static final long BUDGET = Math.max(512L << 20, Runtime.getRuntime().maxMemory() / 8 * 5);
 
     boolean targets(String name) {
         return merge.targets(name);
@@ -108,7 +122,15 @@ final class LoraTensors {
     /** The target merged and rounded once to float32 (F32 bytes in source order). */
     Merged float32(Checkpoint.Tensor t) throws Exception {
         DeltaMerger m = new DeltaMerger(t, merge.deltas(t.name()));
+        Trace.mark(t.name(), "factors");
         Merged out = new Merged(4 * t.entry().numel());
+        Trace.mark(t.name(), "buffer");
+        try {
+            mergeTurn.acquire();
+        } catch (InterruptedException e) {
+            out.close();
+            throw e;
+        }
         try {
             forRows(m, (from, vals, n) -> {
                 float[] f = FLOATS.get();
@@ -124,6 +146,8 @@ final class LoraTensors {
         } catch (Exception | Error e) {
             out.close();
             throw e;
+        } finally {
+            mergeTurn.release();
         }
         return out;
     }

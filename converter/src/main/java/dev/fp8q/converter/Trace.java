@@ -10,6 +10,13 @@ final class Trace {
 
     private Trace() {}
 
+    /** "subject: what", joined only when tracing. */
+    static void mark(String subject, String what) {
+        if (ON) {
+            mark(subject + ": " + what);
+        }
+    }
+
     static void mark(String what) {
         if (ON) {
             System.err.printf("fp8q-trace %7.3f s  %s%n", (System.nanoTime() - ORIGIN) / 1e9, what);

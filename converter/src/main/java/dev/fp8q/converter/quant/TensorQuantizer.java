@@ -30,18 +30,34 @@ public final class TensorQuantizer {
 
     private final ForkJoinPool pool;
     private final QuantKernel kernel;
+    /** Elements per parallel chunk of the per-tensor F32 path. */
+    private final int chunk;
 
     public TensorQuantizer(ForkJoinPool pool) {
         this(pool, QuantKernel.best());
     }
 
     public TensorQuantizer(ForkJoinPool pool, QuantKernel kernel) {
+        this(pool, kernel, CHUNK);
+    }
+
+    /**
+     * With chunk elements per parallel chunk of the per-tensor F32 path: smaller chunks for a tensor quantized
+     * while few others are (a merged weight), so it alone spreads over the cores. Only the order in which the
+     * error figures are summed changes, not a byte.
+     */
+    public TensorQuantizer(ForkJoinPool pool, QuantKernel kernel, int chunk) {
         this.pool = pool;
         this.kernel = kernel;
+        this.chunk = chunk;
     }
 
     static int chunks(long n) {
-        return (int) ((n + CHUNK - 1) / CHUNK);
+        return chunks(n, CHUNK);
+    }
+
+    private static int chunks(long n, int chunk) {
+        return (int) ((n + chunk - 1) / chunk);
     }
 
     /** Quantizes with one scale, amax/448 (1.0 for an all-zero tensor), writing chunks to the sink. */
@@ -191,20 +207,20 @@ public final class TensorQuantizer {
     private QuantResult viaKernel(String name, MemorySegment src, DType dtype, Scaling scaling, Sink sink)
             throws Exception {
         long n = src.byteSize() * 8 / dtype.bits();
-        int[] maxima = new int[chunks(n)];
+        int[] maxima = new int[chunks(n, chunk)];
         ChunkBuffers.forEachIndex(pool, maxima.length,
-                c -> maxima[c] = kernel.maxMagnitudeBits(src, dtype, (long) c * CHUNK, Math.min(n, (long) (c + 1) * CHUNK)));
+                c -> maxima[c] = kernel.maxMagnitudeBits(src, dtype, (long) c * chunk, Math.min(n, (long) (c + 1) * chunk)));
         int maxBits = Arrays.stream(maxima).max().orElse(0);
         if (maxBits >= QuantKernel.nonFiniteBits(dtype)) {
             throw new NonFiniteException(name, Amax.of(src, dtype).nonFinite());
         }
         float amax = dtype == DType.F32 ? Float.intBitsToFloat(maxBits) : Elements.halfToFloat(dtype, maxBits);
         float scale = scaling.scaleOf(amax);
-        ChunkStats[] stats = new ChunkStats[chunks(n)];
-        ChunkBuffers.forEachChunk(pool, n, CHUNK, 1, (from, to, out) -> {
+        ChunkStats[] stats = new ChunkStats[chunks(n, chunk)];
+        ChunkBuffers.forEachChunk(pool, n, chunk, 1, (from, to, out) -> {
             ChunkStats s = new ChunkStats();
             kernel.encode(src, dtype, from, to, scale, out, s);
-            stats[(int) (from / CHUNK)] = s;
+            stats[(int) (from / chunk)] = s;
             sink.accept(from, out);
         });
         ChunkStats total = ChunkStats.sum(stats);

@@ -56,4 +56,34 @@ class ChunkBuffersTest {
             pool.shutdownNow();
         }
     }
+
+    @Test
+    void callsOnThreadsWaitingOnEachOtherKeepEveryWorkerOfThePoolFree() throws Exception {
+        ForkJoinPool pool = new ForkJoinPool(2);
+        try {
+            int n = 6; // more waiting calls than the pool has workers: as pool tasks they would deadlock
+            CountDownLatch all = new CountDownLatch(n);
+            AtomicInteger sum = new AtomicInteger();
+            ChunkBuffers.onThreads(n, k -> {
+                all.countDown();
+                assertTrue(all.await(10, TimeUnit.SECONDS), "every call runs at once");
+                ChunkBuffers.forEachIndex(pool, 10, i -> sum.addAndGet(i));
+            });
+            assertEquals(n * 45, sum.get());
+            IOException boom = new IOException("disk full");
+            AtomicBoolean slowEnded = new AtomicBoolean();
+            IOException thrown = assertThrows(IOException.class, () -> ChunkBuffers.onThreads(2, k -> {
+                if (k == 0) {
+                    Thread.sleep(300);
+                    slowEnded.set(true);
+                } else {
+                    throw boom;
+                }
+            }));
+            assertSame(boom, thrown);
+            assertTrue(slowEnded.get(), "the other call had ended before the failure reached the caller");
+        } finally {
+            pool.shutdownNow();
+        }
+    }
 }
