@@ -44,6 +44,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Predicate;
 import java.util.concurrent.ForkJoinPool;
 
 /**
@@ -459,7 +460,8 @@ public final class Converter {
         }
         Map<String, QuantResult> results = new ConcurrentHashMap<>();
         TensorQuantizer quantizer = new TensorQuantizer(pool);
-        TensorQuantizer mergedQuantizer = new TensorQuantizer(pool, QuantKernel.best(), 1 << 20); // one or two at once
+        // merged weights are quantized one or two at a time: smaller chunks spread each one over the cores
+        TensorQuantizer mergedQuantizer = new TensorQuantizer(pool, QuantKernel.best(), 1 << 20);
         Trace.mark(target.getFileName() + ": start");
         try (SafetensorsWriter w = SafetensorsWriter.create(target, metadata, specs)) {
             ChunkBuffers.Each<Job> convert = j -> {
@@ -497,7 +499,7 @@ public final class Converter {
                 progress.advance(e.byteSize());
             };
             // tensors in parallel too (small ones alone cannot fill the cores); merged weights in a few lanes
-            java.util.function.Predicate<Job> lane = j -> j.decision().action() == Action.QUANTIZE && merged.targets(j.source().name());
+            Predicate<Job> lane = j -> j.decision().action() == Action.QUANTIZE && merged.targets(j.source().name());
             merged.run(jobs.stream().filter(lane.negate()).toList(), jobs.stream().filter(lane).toList(), convert);
             Trace.mark(target.getFileName() + ": tensors written");
             w.commit(); // the marker holds no bytes
