@@ -10,6 +10,7 @@ import dev.fp8q.formats.DType;
 import dev.fp8q.formats.codec.Elements;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
 import dev.fp8q.formats.safetensors.TensorSpec;
+import dev.fp8q.testdata.QwenImageLayout;
 import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -34,30 +35,8 @@ class QwenImageVerifyTest {
 
     /** A BF16 checkpoint with Qwen-Image's names and biases (FORMATS.md section 5), dim 256 = 2 heads of 128. */
     static Path tinyQwenImage(Path file, int blocks) throws Exception {
-        Map<String, long[]> s = new LinkedHashMap<>();
-        linear(s, "img_in", DIM, 64);
-        s.put("txt_norm.weight", new long[] {TEXT_DIM});
-        linear(s, "txt_in", DIM, TEXT_DIM);
-        linear(s, "time_text_embed.timestep_embedder.linear_1", DIM, 256);
-        linear(s, "time_text_embed.timestep_embedder.linear_2", DIM, DIM);
-        for (int b = 0; b < blocks; b++) {
-            String p = "transformer_blocks." + b + ".";
-            linear(s, p + "img_mod.1", 6 * DIM, DIM);
-            linear(s, p + "txt_mod.1", 6 * DIM, DIM);
-            for (String l : List.of("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj",
-                    "to_add_out")) {
-                linear(s, p + "attn." + l, DIM, DIM);
-            }
-            for (String n : List.of("norm_q", "norm_k", "norm_added_q", "norm_added_k")) {
-                s.put(p + "attn." + n + ".weight", new long[] {128});
-            }
-            for (String m : List.of("img_mlp", "txt_mlp")) {
-                linear(s, p + m + ".net.0.proj", 4 * DIM, DIM);
-                linear(s, p + m + ".net.2", DIM, 4 * DIM);
-            }
-        }
-        linear(s, "norm_out.linear", 2 * DIM, DIM);
-        linear(s, "proj_out", 64, DIM);
+        Map<String, long[]> s = new LinkedHashMap<>(); // testdata's names, shapes and order: the same draws
+        QwenImageLayout.transformer(new QwenImageLayout.Dims(DIM, blocks, TEXT_DIM)).forEach(spec -> s.put(spec.name(), spec.shape()));
         List<TensorSpec> specs = new ArrayList<>();
         s.forEach((n, sh) -> specs.add(new TensorSpec(n, DType.BF16, sh)));
         SplittableRandom r = new SplittableRandom(42);
@@ -76,11 +55,6 @@ class QwenImageVerifyTest {
             w.commit();
         }
         return file;
-    }
-
-    private static void linear(Map<String, long[]> s, String base, int out, int in) {
-        s.put(base + ".weight", new long[] {out, in});
-        s.put(base + ".bias", new long[] {out});
     }
 
     static CliRun verify(Path src, Path dst, String... extra) {

@@ -2,14 +2,13 @@ package dev.fp8q.verifier.qwen;
 
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.DType;
-import dev.fp8q.formats.codec.E4M3;
 import dev.fp8q.formats.codec.Elements;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
 import dev.fp8q.formats.safetensors.TensorSpec;
+import dev.fp8q.testdata.QwenImageLayout;
 import dev.fp8q.verifier.weights.TensorValues;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -33,39 +32,11 @@ final class TinyQwen {
 
     private TinyQwen() {}
 
-    /** name -> shape, in a fixed order. */
+    /** name -> shape, in testdata's order (the checkpoint's draws follow it). */
     static Map<String, long[]> shapes(int blocks, int dim) {
-        final int DIM = dim;
         Map<String, long[]> s = new LinkedHashMap<>();
-        linear(s, "img_in", DIM, PATCH_IN);
-        s.put("txt_norm.weight", new long[] {TEXT_DIM});
-        linear(s, "txt_in", DIM, TEXT_DIM);
-        linear(s, "time_text_embed.timestep_embedder.linear_1", DIM, 256);
-        linear(s, "time_text_embed.timestep_embedder.linear_2", DIM, DIM);
-        for (int b = 0; b < blocks; b++) {
-            String p = "transformer_blocks." + b + ".";
-            linear(s, p + "img_mod.1", 6 * DIM, DIM);
-            linear(s, p + "txt_mod.1", 6 * DIM, DIM);
-            for (String l : List.of("to_q", "to_k", "to_v", "to_out.0", "add_q_proj", "add_k_proj", "add_v_proj",
-                    "to_add_out")) {
-                linear(s, p + "attn." + l, DIM, DIM);
-            }
-            for (String nrm : List.of("norm_q", "norm_k", "norm_added_q", "norm_added_k")) {
-                s.put(p + "attn." + nrm + ".weight", new long[] {128});
-            }
-            for (String mlp : List.of("img_mlp", "txt_mlp")) {
-                linear(s, p + mlp + ".net.0.proj", 4 * DIM, DIM);
-                linear(s, p + mlp + ".net.2", DIM, 4 * DIM);
-            }
-        }
-        linear(s, "norm_out.linear", 2 * DIM, DIM);
-        linear(s, "proj_out", PATCH_IN, DIM);
+        QwenImageLayout.transformer(new QwenImageLayout.Dims(dim, blocks, TEXT_DIM)).forEach(spec -> s.put(spec.name(), spec.shape()));
         return s;
-    }
-
-    private static void linear(Map<String, long[]> s, String base, int out, int in) {
-        s.put(base + ".weight", new long[] {out, in});
-        s.put(base + ".bias", new long[] {out});
     }
 
     /** Writes the checkpoint: Linear weights N(0, 1/in), biases N(0, 0.1^2), norm weights 1 + N(0, 0.1^2). */
