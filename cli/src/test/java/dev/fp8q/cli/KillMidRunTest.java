@@ -13,7 +13,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -73,14 +75,96 @@ class KillMidRunTest {
         }
     }
 
+    /** The same for fp8q merge: parts joined into DST, killed at random points, --force on odd rounds. */
+    @Test
+    void killedMergesLeaveNoPartialDstAndARerunSucceeds(@TempDir Path dir) throws Exception {
+        Path src = dir.resolve("src");
+        WanCheckpoints.make(new WanCheckpoints.Request(WanVariant.T2V_A14B, WanNaming.ORIGINAL,
+                WanDims.tiny(WanVariant.T2V_A14B).withDim(1024, 4096).withLayers(4), DType.F32, 16L << 20, false, 0, 2), src);
+        List<String> parts = new ArrayList<>();
+        for (int i = 1; i <= 3; i++) {
+            Path part = dir.resolve("part" + i);
+            assertEquals(0, CliRun.of("convert", "--quiet", src.toString(), part.toString(), "--part", i + "/3").code());
+            parts.add(part.toString());
+        }
+        Map<Path, String> before = stamps(parts);
+        Path dst = dir.resolve("dst");
+        List<String> merge = new ArrayList<>(List.of("merge", "--quiet"));
+        merge.addAll(parts);
+        merge.add(dst.toString());
+        long t0 = System.nanoTime();
+        assertEquals(0, child(dir, merge).waitFor());
+        long fullMs = (System.nanoTime() - t0) / 1_000_000;
+        long seed = Long.getLong("fp8q.kill.seed", System.nanoTime());
+        System.out.println("KillMidRunTest (merge): seed " + seed + ", an uninterrupted run takes " + fullMs + " ms");
+        Random rnd = new Random(seed);
+        for (int round = 0; round < 8; round++) {
+            boolean force = round % 2 == 1;
+            if (!force && Files.exists(dst)) {
+                FileTrees.delete(dst);
+            }
+            if (force && !Files.exists(dst)) {
+                assertEquals(0, CliRun.of(merge.toArray(String[]::new)).code());
+            }
+            long delay = (long) (rnd.nextDouble() * fullMs);
+            List<String> args = new ArrayList<>(merge);
+            if (force) {
+                args.add(1, "--force");
+            }
+            Process p = child(dir, args);
+            if (!p.waitFor(delay, TimeUnit.MILLISECONDS)) {
+                p.destroyForcibly().waitFor();
+            } else {
+                assertEquals(0, p.exitValue(), "seed " + seed);
+            }
+            if (force) {
+                assertTrue(Files.exists(dst), "seed " + seed + ", kill at " + delay + " ms: --force lost the old DST");
+            }
+            if (Files.exists(dst)) {
+                assertEquals(0, CliRun.of("check", dst.toString()).code(),
+                        "seed " + seed + ", kill at " + delay + " ms: the DST left is complete");
+            }
+        }
+        assertEquals(before, stamps(parts), "the parts are never changed (seed " + seed + ")");
+        if (Files.exists(dst)) {
+            FileTrees.delete(dst);
+        }
+        CliRun r = CliRun.of(merge.toArray(String[]::new));
+        assertEquals(0, r.code(), r.err());
+        assertEquals(0, CliRun.of("check", dst.toString()).code());
+        try (var files = Files.list(dir)) {
+            List<String> left = files.map(f -> f.getFileName().toString()).filter(n -> n.contains(".fp8q-")).toList();
+            assertEquals(List.of(), left, "temporary files of killed merges are gone after a rerun (seed " + seed + ")");
+        }
+    }
+
+    /** Every file of the folders: its size and last-modified time. */
+    private static Map<Path, String> stamps(List<String> folders) throws Exception {
+        Map<Path, String> out = new TreeMap<>();
+        for (String f : folders) {
+            try (var files = Files.walk(Path.of(f))) {
+                for (Path p : files.filter(Files::isRegularFile).toList()) {
+                    out.put(p, Files.size(p) + " " + Files.getLastModifiedTime(p));
+                }
+            }
+        }
+        return out;
+    }
+
     private static Process child(Path dir, Path src, Path dst, boolean force) throws Exception {
+        List<String> args = new ArrayList<>(List.of("convert", "--quiet"));
+        if (force) {
+            args.add("--force");
+        }
+        args.addAll(List.of(src.toString(), dst.toString()));
+        return child(dir, args);
+    }
+
+    private static Process child(Path dir, List<String> args) throws Exception {
         String java = ProcessHandle.current().info().command().orElse("java");
         List<String> cmd = new ArrayList<>(List.of(java, "--add-modules", "jdk.incubator.vector", "-cp",
-                System.getProperty("java.class.path"), "dev.fp8q.cli.Main", "convert", "--quiet"));
-        if (force) {
-            cmd.add("--force");
-        }
-        cmd.addAll(List.of(src.toString(), dst.toString()));
+                System.getProperty("java.class.path"), "dev.fp8q.cli.Main"));
+        cmd.addAll(args);
         return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(dir.resolve("child.log").toFile()).start();
     }
 }
