@@ -26,17 +26,39 @@ public record SimulatedFp8Weights(RunWeights reference, boolean w8a8, WeightSimu
         return Linear.apply(in, rows, w, w.length / k, bias);
     }
 
-    /** Per-tensor FP8, decoded: NUMERICS.md's encoder on w / (amax / 448). */
+    /**
+     * Per-tensor FP8, decoded: NUMERICS.md's encoder on w / (amax / 448). Values that are all BF16 (a BF16 source
+     * widened) go through a table of their 65536 patterns, each encoded once: the same function of the bits, so
+     * the same floats, without an encode per element (plan calls this for every Linear on every run).
+     */
     public static float[] quantizeDequantize(float[] w) {
         float amax = 0;
+        int low = 0;
         for (float v : w) {
             amax = Math.max(amax, Math.abs(v));
+            low |= Float.floatToRawIntBits(v) & 0xFFFF;
         }
         float scale = amax == 0 ? 1f : amax / E4M3.MAX;
         float[] out = new float[w.length];
-        for (int i = 0; i < w.length; i++) {
-            out[i] = E4M3.decode(E4M3.encode(Math.max(-E4M3.MAX, Math.min(E4M3.MAX, w[i] / scale)))) * scale;
+        if (low == 0 && w.length >= TABLE) {
+            float[] table = new float[TABLE];
+            for (int b = 0; b < TABLE; b++) {
+                table[b] = quantizeDequantize(Float.intBitsToFloat(b << 16), scale);
+            }
+            for (int i = 0; i < w.length; i++) {
+                out[i] = table[Float.floatToRawIntBits(w[i]) >>> 16];
+            }
+        } else {
+            for (int i = 0; i < w.length; i++) {
+                out[i] = quantizeDequantize(w[i], scale);
+            }
         }
         return out;
+    }
+
+    private static final int TABLE = 1 << 16;
+
+    static float quantizeDequantize(float v, float scale) {
+        return E4M3.decode(E4M3.encode(Math.max(-E4M3.MAX, Math.min(E4M3.MAX, v / scale)))) * scale;
     }
 }
