@@ -26,7 +26,8 @@ from safetensors import safe_open
 
 FP8Q = os.environ.get("FP8Q", os.path.join(os.path.dirname(__file__), "..", "..", "fp8q"))
 LAYOUTS = ["comfy", "comfy-legacy", "compressed-tensors", "hf-fp8", "vllm-fp8", "modelopt"]
-SCALINGS = ["tensor", "channel", "block"]
+SCALINGS = ["tensor", "channel", "block", "mx"]
+MX_BLOCK = 32
 SCALE_DTYPES = ["f32", "bf16"]
 BLOCK = 128
 
@@ -78,8 +79,17 @@ def scale_of(tensors, name):
 
 
 def expand(scale, shape):
-    """A scale tensor as a multiplier of the [rows, cols] weight: tensor, channel or 128x128 block."""
+    """A scale tensor as a multiplier of the [rows, cols] weight: tensor, channel, 128x128 block, or MX: E8M0
+    exponents (uint8 or float8_e8m0fnu, 2^(e - 127)) per 32 values along the input side, [rows, cols / 32]."""
     rows, cols = shape[0], int(np.prod(shape[1:]))
+    if scale.dtype in (torch.uint8, getattr(torch, "float8_e8m0fnu", torch.uint8)):
+        e = scale.view(torch.uint8).to(torch.int32)
+        groups = cols // MX_BLOCK
+        if scale.dtype != torch.uint8:  # ComfyUI's mxfp8: F8_E8M0 in cuBLAS's blocked (swizzled) order
+            e = unblocked(e.flatten(), rows, groups)
+        if tuple(e.shape) != (rows, groups):
+            raise ValueError(f"MX scale {tuple(e.shape)} is not [{rows}, {groups}]")
+        return torch.pow(2.0, (e - 127).double()).float().repeat_interleave(MX_BLOCK, 1)
     s = scale.float()
     if s.numel() == 1:
         return s.reshape(1, 1)
@@ -88,6 +98,27 @@ def expand(scale, shape):
     if s.dim() == 4:
         s = s[:, 0, :, 0]
     return s.repeat_interleave(BLOCK, 0)[:rows].repeat_interleave(BLOCK, 1)[:, :cols]
+
+
+def to_blocked(m):
+    """cuBLAS's block-scaling-factor layout (128 x 4 tiles, as torchao and ComfyUI write it), flattened."""
+    rows, cols = m.shape
+    rb, cb = -(-rows // 128), -(-cols // 4)
+    padded = torch.zeros((rb * 128, cb * 4), dtype=m.dtype)
+    padded[:rows, :cols] = m
+    blocks = padded.view(rb, 128, cb, 4).permute(0, 2, 1, 3)
+    return blocks.reshape(-1, 4, 32, 4).transpose(1, 2).reshape(-1, 32, 16).flatten()
+
+
+def unblocked(flat, rows, cols):
+    """The inverse of to_blocked: where each position of the [rows, cols] matrix went, read back."""
+    rb, cb = -(-rows // 128), -(-cols // 4)
+    if flat.numel() != rb * 128 * cb * 4:
+        raise ValueError(f"swizzled MX scale of {flat.numel()} values for [{rows}, {cols}]")
+    where = to_blocked(torch.arange(rb * 128 * cb * 4).view(rb * 128, cb * 4))
+    out = torch.empty_like(flat)
+    out[where] = flat
+    return out.view(rb * 128, cb * 4)[:rows, :cols]
 
 
 def dequantized(folder):
@@ -154,6 +185,8 @@ def activation_scheme(dst, layout, scaling):
     if not qc or qc.get("quant_method") != "compressed-tensors":
         return None
     a = qc["config_groups"]["group_0"].get("input_activations")
+    if a and a.get("strategy") == "group" and a.get("group_size") == MX_BLOCK:
+        return "mx"
     return a and a.get("strategy")
 
 
@@ -164,12 +197,19 @@ def fp8_modules(dst):
 
 @contextlib.contextmanager
 def fake_quant_inputs(model, names, strategy):
-    """Each listed Linear's input rounded to E4M3 with a dynamic scale per token (or per 128-group)."""
+    """Each listed Linear's input rounded to E4M3 with a dynamic scale per token, per 128-group, or MX: a power of
+    two per 32 values, as compressed-tensors makes it (generate_mx_scales: the group's amax rounded to a power of
+    two, up from 1.75 x 2^e, then 2^(log2 - 8)), not OCP's floor."""
     def hook(_, args):
         x = args[0]
-        xf = x.float().reshape(*x.shape[:-1], -1, BLOCK) if strategy == "group" else x.float().unsqueeze(-2)
+        group = {"group": BLOCK, "mx": MX_BLOCK}.get(strategy)
+        xf = x.float().reshape(*x.shape[:-1], -1, group) if group else x.float().unsqueeze(-2)
         amax = xf.abs().amax(-1, keepdim=True)
-        scale = torch.where(amax > 0, amax / 448, torch.ones_like(amax))
+        if strategy == "mx":
+            p2 = ((amax.view(torch.int32) + (1 << 21)) & 0x7F800000).view(torch.float32)
+            scale = torch.where(amax > 0, torch.pow(2.0, torch.floor(torch.log2(p2)) - 8), torch.full_like(amax, 2.0 ** -127))
+        else:
+            scale = torch.where(amax > 0, amax / 448, torch.ones_like(amax))
         q = (xf / scale).clamp(-448, 448).to(torch.float8_e4m3fn).float() * scale
         return (q.reshape(x.shape).to(x.dtype),) + tuple(args[1:])
     handles = [m.register_forward_pre_hook(hook) for n, m in model.named_modules() if n in names]
@@ -218,7 +258,14 @@ def llama_checks(work, results):
                     continue
                 if NO_CONVERT and not os.path.isdir(dst):
                     continue
-                base.load_state_dict(dequantized(dst), strict=True)  # weights as fp8q encoded them
+                try:
+                    deq = dequantized(dst)
+                except ValueError as e:  # a layout this harness cannot read itself
+                    row.update(status="not read by the harness", detail=str(e))
+                    results.append(row)
+                    print(json.dumps(row), flush=True)
+                    continue
+                base.load_state_dict(deq, strict=True)  # weights as fp8q encoded them
                 expect = llama_logits(base, ids)
                 row["sqnr_dequantized_db"] = round(sqnr_db(ref, expect), 2)
                 acts = activation_scheme(dst, layout, scaling)
@@ -235,7 +282,8 @@ def load_llama(dst, layout, ids, ref, expect):
     from transformers import AutoModelForCausalLM
     cfg = json.load(open(os.path.join(dst, "config.json")))
     qc = cfg.get("quantization_config")
-    if layout in ("vllm-fp8", "modelopt", "comfy-legacy"):
+    if layout in ("vllm-fp8", "modelopt", "comfy-legacy") or (layout == "comfy" and qc is None):
+        # comfy with MX: ComfyUI's swizzled scales, no quantization_config for transformers
         return {"loader": "source reading (vLLM / ComfyUI)", "status": "not run", "config": qc and qc.get("quant_method")}
     with Captured() as cap:
         try:
@@ -291,9 +339,11 @@ def wan_checks(work, results):
                     row.update(status="refused by fp8q", detail=msg)
                     results.append(row)
                     continue
-                sd_dq = dequantized(dst)
-                base.load_state_dict(sd_dq, strict=True)
-                row["sqnr_dequantized_db"] = round(sqnr_db(ref, wan_out(base)), 2)
+                try:
+                    base.load_state_dict(dequantized(dst), strict=True)
+                    row["sqnr_dequantized_db"] = round(sqnr_db(ref, wan_out(base)), 2)
+                except ValueError as e:  # a layout this harness cannot read itself; the loader is still tried
+                    row["sqnr_dequantized_db"] = "not read by the harness: " + str(e)
                 cfg = json.load(open(os.path.join(dst, "config.json")))
                 qc = cfg.get("quantization_config")
                 row["config_quant_method"] = qc and qc.get("quant_method")
@@ -319,7 +369,7 @@ def wan_status(layout, qc, diffusers):
 
 
 def main():
-    global DEVICE, NO_CONVERT, LAYOUTS
+    global DEVICE, NO_CONVERT, LAYOUTS, SCALINGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--out")
     ap.add_argument("--json")
@@ -327,9 +377,11 @@ def main():
     ap.add_argument("--device", default="cpu", help="cuda: transformers' FP8 kernels instead of its dequantizing route")
     ap.add_argument("--no-convert", action="store_true", help="read the outputs an earlier run left in --out")
     ap.add_argument("--layouts", help="comma-separated subset of " + ",".join(LAYOUTS))
+    ap.add_argument("--scalings", help="comma-separated subset of " + ",".join(SCALINGS))
     a = ap.parse_args()
     DEVICE, NO_CONVERT = a.device, a.no_convert
     LAYOUTS = a.layouts.split(",") if a.layouts else LAYOUTS
+    SCALINGS = a.scalings.split(",") if a.scalings else SCALINGS
     work = a.out or tempfile.mkdtemp(prefix="fp8q-interop-")
     results = []
     if a.only != "wan":

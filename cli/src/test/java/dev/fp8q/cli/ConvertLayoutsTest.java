@@ -159,6 +159,9 @@ class ConvertLayoutsTest {
             Path dst = dir.resolve(c.layout() + "-mx");
             CliRun r = CliRun.of("convert", "--quiet", "--layout", c.layout(), "--scaling", "mx", src.toString(), dst.toString());
             assertEquals(0, r.code(), c + ": " + r.err());
+            assertEquals(c.layout().equals("comfy"), r.err().contains("gets no quantization_config"), c + ": " + r.err());
+            assertEquals(!c.layout().equals("comfy"), Files.readString(dst.resolve("config.json")).contains("quantization_config"),
+                    c + ": comfy's swizzled MX scales get no compressed-tensors config, which transformers refused on them");
             Manifest m = Manifest.read(dst.resolve(Manifest.FILE));
             assertEquals("mx", m.settings().get("scaling"));
             assertEquals("e8m0", m.settings().get("scale_dtype"));

@@ -108,8 +108,8 @@ public enum Layout {
             case HF_FP8, VLLM_FP8 -> g != Granularity.CHANNEL ? null
                     : "the fp8 format has per-tensor and 128x128 block scales only (use --layout compressed-tensors)";
             case MODELOPT -> g != Granularity.TENSOR ? null
-                    : "ModelOpt's per-tensor FP8 (quant_algo FP8) computes with a static input_scale, which fp8q does not "
-                            + "calibrate, and vLLM would run with an unset one; use --scaling channel "
+                    : "ModelOpt's per-tensor FP8 (quant_algo FP8) computes with a static input_scale, and vLLM would "
+                            + "run with an unset one; add --calibrate to measure them, or use --scaling channel "
                             + "(FP8_PER_CHANNEL_PER_TOKEN) or block (FP8_PB_WO), both with dynamic activations";
             case COMPRESSED_TENSORS -> null;
         };

@@ -19,7 +19,8 @@ import java.util.function.Consumer;
  * for comfy and compressed-tensors, "fp8" for hf-fp8 and vllm-fp8, "modelopt"), hf_quant_config.json for
  * modelopt. Layouts whose runtimes read the scheme only from config.json get one even when the source has none.
  * A diffusers config (it has "_diffusers_version" or "_class_name") gets no compressed-tensors config from comfy:
- * diffusers refuses every quant_method it has no quantizer for.
+ * diffusers refuses every quant_method it has no quantizer for. Nor does comfy with MX scaling: its swizzled scales
+ * are not what compressed-tensors reads.
  */
 public final class LayoutConfig {
 
@@ -83,7 +84,12 @@ public final class LayoutConfig {
         }
         switch (layout) {
             case COMFY -> {
-                if (!diffusers) {
+                if (!diffusers && scaling.mx()) { // seen with transformers + compressed-tensors (bench/interop)
+                    warn.accept(source + ": transformers' compressed-tensors reader takes MX scales as U8 [out, in/32], "
+                            + "and ComfyUI's mxfp8 stores them swizzled as F8_E8M0 (loading failed on them): config.json "
+                            + "gets no quantization_config; this component is for ComfyUI (use --layout compressed-tensors "
+                            + "for transformers and vLLM)");
+                } else if (!diffusers) {
                     cfg.set("quantization_config", compressedTensors(ignore));
                 } else {
                     warn.accept(source + ": diffusers' from_pretrained has no reader for scaled FP8 weights "
