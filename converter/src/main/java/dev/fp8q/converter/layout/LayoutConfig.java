@@ -82,15 +82,24 @@ public final class LayoutConfig {
             warn.accept(source + ": diffusers' from_pretrained refuses a " + layout.id()
                     + " quantization_config (no diffusers quantizer reads it); this folder is for " + layout.id() + " runtimes");
         }
+        List<String> ctIgnore = composite(cfg) ? withNestedModuleNames(ignore) : ignore;
+        if (layout == Layout.COMPRESSED_TENSORS && composite(cfg) && !scaling.mx() && !scaling.bf16Scales()) {
+            warn.accept(source + ": transformers 5 loads this multimodal model's FP8 Linears from float32 scales as "
+                    + "float32 weights, and its bfloat16 forward then stops (dtype mismatch); with --scale-dtype bf16 it "
+                    + "loads and runs (a tiny Qwen2.5-VL, bench/interop). vLLM reads either");
+        }
         switch (layout) {
             case COMFY -> {
-                if (!diffusers && scaling.mx()) { // seen with transformers + compressed-tensors (bench/interop)
-                    warn.accept(source + ": transformers' compressed-tensors reader takes MX scales as U8 [out, in/32], "
-                            + "and ComfyUI's mxfp8 stores them swizzled as F8_E8M0 (loading failed on them): config.json "
-                            + "gets no quantization_config; this component is for ComfyUI (use --layout compressed-tensors "
-                            + "for transformers and vLLM)");
+                if (!diffusers && (scaling.mx() || composite(cfg))) { // both seen with transformers (bench/interop)
+                    warn.accept(source + ": " + (scaling.mx()
+                            ? "transformers' compressed-tensors reader takes MX scales as U8 [out, in/32], and ComfyUI's "
+                                    + "mxfp8 stores them swizzled as F8_E8M0 (loading failed on them)"
+                            : "transformers 5 runs this multimodal model's FP8 Linears only from BF16 scales, and ComfyUI "
+                                    + "takes float32 ones")
+                            + ": config.json gets no quantization_config; this component is for ComfyUI (use --layout "
+                            + "compressed-tensors" + (scaling.mx() ? "" : " --scale-dtype bf16") + " for transformers)");
                 } else if (!diffusers) {
-                    cfg.set("quantization_config", compressedTensors(ignore));
+                    cfg.set("quantization_config", compressedTensors(ctIgnore));
                 } else {
                     warn.accept(source + ": diffusers' from_pretrained has no reader for scaled FP8 weights "
                             + "without a quantization_config (it would take the codes without their scales); this "
@@ -98,7 +107,7 @@ public final class LayoutConfig {
                             + "vLLM-Omni / SGLang)");
                 }
             }
-            case COMPRESSED_TENSORS -> cfg.set("quantization_config", compressedTensors(ignore));
+            case COMPRESSED_TENSORS -> cfg.set("quantization_config", compressedTensors(ctIgnore));
             case HF_FP8, VLLM_FP8 -> cfg.set("quantization_config", fp8(ignore));
             case MODELOPT -> cfg.set("quantization_config", modeloptFlat(ignore, diffusers));
             case COMFY_LEGACY -> { } // ComfyUI reads the marker tensor; the config is copied as it was
@@ -206,6 +215,30 @@ public final class LayoutConfig {
             names(qc.putArray("modules_to_not_convert"), ignore);
         }
         return qc;
+    }
+
+    /** A transformers config of several models (a VLM: text_config or vision_config beside each other). */
+    private static boolean composite(ObjectNode cfg) {
+        return cfg.has("text_config") || cfg.has("vision_config");
+    }
+
+    /**
+     * The kept modules by their checkpoint names and, for each dotted one, a pattern that also matches the name
+     * transformers 5 gives the module in memory: a VLM's checkpoint says model.layers.N / visual.blocks.N where
+     * the model has model.language_model.layers.N / model.visual.blocks.N (its checkpoint conversion mapping), and
+     * compressed-tensors matches "ignore" against those names, exactly or by "re:" pattern. With checkpoint names
+     * alone it took kept vision Linears for FP8 ones and initialized their missing weight_scale at random
+     * (transformers 5.18 + compressed-tensors, a tiny Qwen2.5-VL in bench/interop). vLLM maps the plain names.
+     */
+    static List<String> withNestedModuleNames(List<String> ignore) {
+        List<String> out = new java.util.ArrayList<>(ignore);
+        for (String name : ignore) {
+            String rest = name.startsWith("model.") ? name.substring("model.".length()) : name;
+            if (rest.contains(".")) {
+                out.add("re:^(model\\.)?(language_model\\.)?" + rest.replaceAll("([^A-Za-z0-9_])", "\\\\$1") + "$");
+            }
+        }
+        return out;
     }
 
     private static void names(ArrayNode array, List<String> names) {

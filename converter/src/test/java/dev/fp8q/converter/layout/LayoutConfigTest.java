@@ -44,6 +44,43 @@ class LayoutConfigTest {
                 write(Layout.COMFY, Scaling.PER_TENSOR, LLAMA).get("quantization_config").get("quant_method").asText());
     }
 
+    /**
+     * A VLM's kept modules are listed by checkpoint name and by a pattern matching transformers 5's nested module
+     * names (Python's re.match and Java's regex agree on these patterns); a plain LLM gets the names only.
+     */
+    @Test
+    void aVlmsIgnoreListAlsoMatchesTransformersNestedModuleNames() throws Exception {
+        String vlm = "{\"architectures\": [\"Qwen2_5_VLForConditionalGeneration\"], \"text_config\": {}, \"vision_config\": {}}";
+        Path src = dir.resolve("vlm-config.json");
+        Files.writeString(src, vlm);
+        Path out = Files.createDirectories(dir.resolve("vlm"));
+        List<String> kept = List.of("visual.blocks.0.attn.qkv", "model.layers.1.mlp.down_proj", "lm_head");
+        new LayoutConfig(Layout.COMPRESSED_TENSORS, Scaling.PER_TENSOR, warnings::add).write(src, out, kept);
+        List<String> ignore = strings(JSON.readTree(out.resolve(LayoutConfig.CONFIG).toFile()).get("quantization_config").get("ignore"));
+        assertEquals(kept, ignore.subList(0, 3), "the checkpoint names first, as vLLM maps them");
+        List<java.util.regex.Pattern> patterns = ignore.stream().filter(e -> e.startsWith("re:"))
+                .map(e -> java.util.regex.Pattern.compile(e.substring(3))).toList();
+        assertEquals(2, patterns.size(), ignore.toString());
+        for (String module : List.of("model.visual.blocks.0.attn.qkv", "visual.blocks.0.attn.qkv",
+                "model.language_model.layers.1.mlp.down_proj", "model.layers.1.mlp.down_proj")) {
+            assertTrue(patterns.stream().anyMatch(p -> p.matcher(module).lookingAt()), module);
+        }
+        for (String other : List.of("model.visual.blocks.0.attn.qkv_x", "model.language_model.layers.11.mlp.down_proj",
+                "model.visual.blocks.10.attn.qkv", "model.language_model.layers.1.mlp.up_proj")) {
+            assertFalse(patterns.stream().anyMatch(p -> p.matcher(other).lookingAt()), other);
+        }
+        assertTrue(warnings.stream().anyMatch(w -> w.contains("--scale-dtype bf16")), warnings.toString());
+        warnings.clear();
+        assertEquals(List.of("proj_out", "lm_head"),
+                strings(write(Layout.COMPRESSED_TENSORS, Scaling.PER_TENSOR, LLAMA).get("quantization_config").get("ignore")));
+        new LayoutConfig(Layout.COMPRESSED_TENSORS, Scaling.PER_TENSOR.withBf16Scales(true), warnings::add).write(src, out, kept);
+        assertEquals(List.of(), warnings, "a plain LLM, and a VLM with BF16 scales, get no dtype warning");
+        new LayoutConfig(Layout.COMFY, Scaling.PER_TENSOR, warnings::add).write(src, out, kept);
+        assertFalse(JSON.readTree(out.resolve(LayoutConfig.CONFIG).toFile()).has("quantization_config"),
+                "comfy's float32 scales: transformers 5 could not run the VLM from them, so no config for it");
+        assertTrue(warnings.stream().anyMatch(w -> w.contains("--layout compressed-tensors --scale-dtype bf16")), warnings.toString());
+    }
+
     @Test
     void hfFp8PerTensorSaysWeightBlockSizeNull() throws Exception {
         JsonNode qc = write(Layout.HF_FP8, Scaling.PER_TENSOR, LLAMA).get("quantization_config");
