@@ -113,6 +113,8 @@ class QwenImageConvertTest {
             }
             assertEquals(Files.readString(p.resolve("vae/config.json")), Files.readString(all.resolve("vae/config.json")),
                     "diffusers' VAE config is not given a quantization_config it would refuse");
+            assertFalse(Files.readString(all.resolve("text_encoder/config.json")).contains("quantization_config"),
+                    "the comfy layout's float32 scales: transformers 5 could not run the Qwen2.5-VL from them");
             Path back = dir.resolve(p.getFileName() + "-bf16");
             DropInTest.ok("dequantize", all.toString(), back.toString());
             try (Checkpoint te = Checkpoint.open(back.resolve("text_encoder")); Checkpoint vae = Checkpoint.open(back.resolve("vae"))) {

@@ -49,7 +49,8 @@ public final class QwenImagePipelines {
         files.addAll(SyntheticWriter.write(QwenImageLayout.textEncoder(d), dtype, seed + 1,
                 out.resolve("text_encoder/model.safetensors"), "model", 0, threads));
         files.add(write(out.resolve("text_encoder/config.json"), """
-                {"architectures": ["Qwen2_5_VLForConditionalGeneration"], "hidden_size": %d, "model_type": "qwen2_5_vl"}
+                {"architectures": ["Qwen2_5_VLForConditionalGeneration"], "hidden_size": %d, "model_type": "qwen2_5_vl",
+                 "vision_config": {"model_type": "qwen2_5_vl", "depth": 1}}
                 """.formatted(d.textDim())));
         files.add(write(out.resolve("text_encoder/generation_config.json"), "{\"do_sample\": false}\n"));
         files.addAll(SyntheticWriter.write(QwenImageLayout.vae(), dtype, seed + 2,
