@@ -337,7 +337,8 @@ def qwenvl_checks(work, results):
     ids = torch.randint(0, 512, (2, 24), generator=torch.Generator().manual_seed(1)).to(DEVICE)
     base = VL.from_pretrained(src, dtype=torch.bfloat16).to(DEVICE)
     ref = llama_logits(base, ids)
-    for layout, sd in (("compressed-tensors", "f32"), ("compressed-tensors", "bf16"), ("comfy", "f32")):
+    for layout, sd in (("compressed-tensors", "f32"), ("compressed-tensors", "bf16"), ("comfy", "f32"),
+                       ("hf-fp8", "f32"), ("hf-fp8", "bf16")):
         if layout not in LAYOUTS:
             continue
         dst = os.path.join(work, f"qwenvl-{layout}-tensor-{sd}")
@@ -353,10 +354,13 @@ def qwenvl_checks(work, results):
             print(json.dumps(row), flush=True)
             continue
         base.load_state_dict(module_names(dequantized(dst)), strict=True)
-        fp8 = set(module_names({m: 0 for m in fp8_modules(dst)}))
-        with fake_quant_inputs(base, fp8, "token"):
-            expect = llama_logits(base, ids)
-        row["sqnr_dequantized_w8a8_db"] = round(sqnr_db(ref, expect), 2)
+        expect = llama_logits(base, ids)
+        row["sqnr_dequantized_db"] = round(sqnr_db(ref, expect), 2)
+        acts = activation_scheme(dst, layout, "tensor")
+        if acts:  # compressed-tensors' scheme: the runtime quantizes the Linear inputs per token
+            with fake_quant_inputs(base, set(module_names({m: 0 for m in fp8_modules(dst)})), acts):
+                expect = llama_logits(base, ids)
+            row["sqnr_dequantized_w8a8_db"] = round(sqnr_db(ref, expect), 2)
         with Captured() as cap:
             try:
                 m, info = VL.from_pretrained(dst, dtype=torch.bfloat16, output_loading_info=True)
@@ -371,11 +375,12 @@ def qwenvl_checks(work, results):
                 base = VL.from_pretrained(src, dtype=torch.bfloat16).to(DEVICE)
                 continue
         bad = ignored_weight_warnings(cap.lines())
-        row.update(loader="transformers compressed-tensors", missing=len(info["missing_keys"]),
+        qc = json.load(open(os.path.join(dst, "config.json")))["quantization_config"]
+        row.update(loader="transformers " + qc["quant_method"], missing=len(info["missing_keys"]),
                    unexpected=len(info["unexpected_keys"]), mismatched=len(info.get("mismatched_keys", [])),
                    weight_warnings=bad[:3], sqnr_runtime_db=round(sqnr_db(ref, got), 2))
         ok = row["missing"] == row["unexpected"] == row["mismatched"] == 0 and not bad \
-            and abs(row["sqnr_runtime_db"] - row["sqnr_dequantized_w8a8_db"]) <= 1.0
+            and abs(row["sqnr_runtime_db"] - sqnr_db(ref, expect)) <= 1.0
         row["status"] = "pass" if ok else "FAIL"
         results.append(row)
         print(json.dumps(row), flush=True)
