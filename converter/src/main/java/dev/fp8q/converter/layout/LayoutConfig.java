@@ -19,8 +19,9 @@ import java.util.function.Consumer;
  * for comfy and compressed-tensors, "fp8" for hf-fp8 and vllm-fp8, "modelopt"), hf_quant_config.json for
  * modelopt. Layouts whose runtimes read the scheme only from config.json get one even when the source has none.
  * A diffusers config (it has "_diffusers_version" or "_class_name") gets no compressed-tensors config from comfy:
- * diffusers refuses every quant_method it has no quantizer for. Nor does comfy with MX scaling: its swizzled scales
- * are not what compressed-tensors reads.
+ * diffusers refuses every quant_method it has no quantizer for. Nor does comfy with MX scaling (its swizzled scales
+ * are not what compressed-tensors reads) or on a multimodal transformers model (transformers 5 runs those from BF16
+ * scales only, and ComfyUI takes float32 ones).
  */
 public final class LayoutConfig {
 
@@ -230,7 +231,7 @@ public final class LayoutConfig {
      * alone it took kept vision Linears for FP8 ones and initialized their missing weight_scale at random
      * (transformers 5.18 + compressed-tensors, a tiny Qwen2.5-VL in bench/interop). vLLM maps the plain names.
      */
-    static List<String> withNestedModuleNames(List<String> ignore) {
+    private static List<String> withNestedModuleNames(List<String> ignore) {
         List<String> out = new java.util.ArrayList<>(ignore);
         for (String name : ignore) {
             String rest = name.startsWith("model.") ? name.substring("model.".length()) : name;
