@@ -1,8 +1,8 @@
 """fp8q against the runtimes' own loaders (not in CI; CPU torch is enough).
 
 Builds a tiny LlamaForCausalLM and a tiny Qwen2_5_VLForConditionalGeneration (transformers) and a tiny
-WanTransformer3DModel (diffusers) with the libraries' own classes, saves them in BF16 with save_pretrained, converts each with fp8q in every layout, scaling and scale
-dtype fp8q accepts, loads the result with the real loaders and checks: no missing or unexpected keys, no warning
+WanTransformer3DModel (diffusers) with the libraries' own classes, saves them in BF16 with save_pretrained,
+converts each with fp8q in every layout, scaling and scale dtype fp8q accepts, loads the result with the real loaders and checks: no missing or unexpected keys, no warning
 about weights not used, and output SQNR against BF16 within 1 dB of the same model run with fp8q's weights
 dequantized by this script (an independent reader of each layout's names and scale shapes).
 
