@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 23's LoRA speed target: convert with and without a LoRA on every attention/FFN Linear of a generated
 # Wan-shaped BF16 checkpoint, runs interleaved, -Xmx1g; prints each run's wall time and the median ratios.
-# Usage: bench/scripts/lora-convert.sh [DIM FFN LAYERS] [RUNS] [RANKS]   (default 1536 8960 12, 3 runs, ranks "64 128")
+# Usage: bench/scripts/lora-convert.sh [DIM FFN LAYERS] [RUNS] [RANKS]   (default 1536 8960 12, 3 runs, ranks "64 128";
+# RUNS 0: write the files only)
 # FP8Q: the fp8q command (default: ./fp8q of this checkout); FP8Q_BENCH_DIR: where to work (default /tmp).
 # The LoRA files are written by plain python3 (no numpy): ComfyUI keys, BF16 factors of magnitude 2^-9..2^-8
 # with random signs, alpha = rank.
@@ -39,6 +40,7 @@ with open(out, "wb") as f:
         f.write(tensors[k][2])
 PY
 done
+[ "$runs" -gt 0 ] || exit 0 # 0 runs: only the checkpoint and the LoRA files
 declare -A times
 for i in $(seq "$runs"); do
   for l in none $ranks; do

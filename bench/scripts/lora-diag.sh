@@ -6,7 +6,7 @@ set -uo pipefail
 mkdir -p /tmp/f && tar xzf dist/fp8q-*.tar.gz -C /tmp/f
 export FP8Q=$(echo /tmp/f/fp8q-*/bin/fp8q)
 dim=${DIM:-5120}; ffn=${FFN:-13824}; layers=${LAYERS:-8}
-FP8Q_BENCH_DIR=/tmp bash bench/scripts/lora-convert.sh $dim $ffn $layers 0 "64" >/dev/null 2>&1 # files only
+FP8Q_BENCH_DIR=/tmp bash bench/scripts/lora-convert.sh $dim $ffn $layers 0 "64" >/dev/null # files only
 S=/tmp/fp8q-lora-bench/wan-$dim-$ffn-$layers.safetensors; L=/tmp/fp8q-lora-bench/r64-$dim-$layers.safetensors
 run() { # name opts args...
   local n=$1 o=$2; shift 2
