@@ -33,46 +33,11 @@ class KillMidRunTest {
         WanCheckpoints.make(new WanCheckpoints.Request(WanVariant.T2V_A14B, WanNaming.ORIGINAL,
                 WanDims.tiny(WanVariant.T2V_A14B).withDim(1024, 4096).withLayers(4), DType.F32, 64L << 20, false, 0, 2), src);
         Path dst = dir.resolve("dst");
-        long t0 = System.nanoTime();
-        assertEquals(0, child(dir, src, dst, false).waitFor());
-        long fullMs = (System.nanoTime() - t0) / 1_000_000;
+        List<String> convert = List.of("convert", "--quiet", src.toString(), dst.toString());
         long seed = Long.getLong("fp8q.kill.seed", System.nanoTime());
-        System.out.println("KillMidRunTest: seed " + seed + ", an uninterrupted run takes " + fullMs + " ms");
-        Random rnd = new Random(seed);
-        int killedBeforeEnd = 0;
-        for (int round = 0; round < 10; round++) {
-            boolean force = round % 2 == 1; // odd rounds replace an existing, complete DST
-            if (!force && Files.exists(dst)) {
-                FileTrees.delete(dst);
-            }
-            if (force && !Files.exists(dst)) {
-                assertEquals(0, CliRun.of("convert", "--quiet", src.toString(), dst.toString()).code());
-            }
-            long delay = 50 + (long) (rnd.nextDouble() * fullMs);
-            Process p = child(dir, src, dst, force);
-            if (!p.waitFor(delay, TimeUnit.MILLISECONDS)) {
-                p.destroyForcibly().waitFor();
-                killedBeforeEnd++;
-            } else {
-                assertEquals(0, p.exitValue(), "seed " + seed);
-            }
-            if (force) {
-                assertTrue(Files.exists(dst), "seed " + seed + ", kill at " + delay + " ms: --force lost the old DST");
-            }
-            if (Files.exists(dst)) {
-                assertEquals(0, CliRun.of("check", dst.toString()).code(),
-                        "seed " + seed + ", kill at " + delay + " ms: the DST left is complete");
-            }
-        }
+        int killedBeforeEnd = killRounds(dir, dst, convert, 10, 50, seed, "");
         assertTrue(killedBeforeEnd >= 3, "the kills landed mid-run: " + killedBeforeEnd + " (seed " + seed + ")");
-        FileTrees.delete(dst);
-        CliRun r = CliRun.of("convert", "--quiet", src.toString(), dst.toString());
-        assertEquals(0, r.code(), r.err());
-        assertEquals(0, CliRun.of("check", dst.toString()).code());
-        try (var files = Files.list(dir)) {
-            List<String> left = files.map(f -> f.getFileName().toString()).filter(n -> n.contains(".fp8q-")).toList();
-            assertEquals(List.of(), left, "temporary files of killed runs are gone after a rerun (seed " + seed + ")");
-        }
+        rerunSucceedsWithoutTemporaries(dir, dst, convert, seed);
     }
 
     /** The same for fp8q merge: parts joined into DST, killed at random points, --force on odd rounds. */
@@ -92,28 +57,42 @@ class KillMidRunTest {
         List<String> merge = new ArrayList<>(List.of("merge", "--quiet"));
         merge.addAll(parts);
         merge.add(dst.toString());
-        long t0 = System.nanoTime();
-        assertEquals(0, child(dir, merge).waitFor());
-        long fullMs = (System.nanoTime() - t0) / 1_000_000;
         long seed = Long.getLong("fp8q.kill.seed", System.nanoTime());
-        System.out.println("KillMidRunTest (merge): seed " + seed + ", an uninterrupted run takes " + fullMs + " ms");
+        killRounds(dir, dst, merge, 8, 0, seed, " (merge)");
+        assertEquals(before, stamps(parts), "the parts are never changed (seed " + seed + ")");
+        rerunSucceedsWithoutTemporaries(dir, dst, merge, seed);
+    }
+
+    /**
+     * Times one uninterrupted child run of args, then runs it `rounds` times, each killed after minDelayMs plus a
+     * random share of that time (or left to end); odd rounds add --force over a complete DST. After each round:
+     * --force kept a DST, and a DST left is complete. Returns how many were killed before they ended.
+     */
+    private static int killRounds(Path dir, Path dst, List<String> args, int rounds, long minDelayMs, long seed,
+            String label) throws Exception {
+        long t0 = System.nanoTime();
+        assertEquals(0, child(dir, args).waitFor());
+        long fullMs = (System.nanoTime() - t0) / 1_000_000;
+        System.out.println("KillMidRunTest" + label + ": seed " + seed + ", an uninterrupted run takes " + fullMs + " ms");
         Random rnd = new Random(seed);
-        for (int round = 0; round < 8; round++) {
-            boolean force = round % 2 == 1;
+        int killedBeforeEnd = 0;
+        for (int round = 0; round < rounds; round++) {
+            boolean force = round % 2 == 1; // odd rounds replace an existing, complete DST
             if (!force && Files.exists(dst)) {
                 FileTrees.delete(dst);
             }
             if (force && !Files.exists(dst)) {
-                assertEquals(0, CliRun.of(merge.toArray(String[]::new)).code());
+                assertEquals(0, CliRun.of(args.toArray(String[]::new)).code());
             }
-            long delay = (long) (rnd.nextDouble() * fullMs);
-            List<String> args = new ArrayList<>(merge);
+            long delay = minDelayMs + (long) (rnd.nextDouble() * fullMs);
+            List<String> run = new ArrayList<>(args);
             if (force) {
-                args.add(1, "--force");
+                run.add(1, "--force");
             }
-            Process p = child(dir, args);
+            Process p = child(dir, run);
             if (!p.waitFor(delay, TimeUnit.MILLISECONDS)) {
                 p.destroyForcibly().waitFor();
+                killedBeforeEnd++;
             } else {
                 assertEquals(0, p.exitValue(), "seed " + seed);
             }
@@ -125,16 +104,20 @@ class KillMidRunTest {
                         "seed " + seed + ", kill at " + delay + " ms: the DST left is complete");
             }
         }
-        assertEquals(before, stamps(parts), "the parts are never changed (seed " + seed + ")");
+        return killedBeforeEnd;
+    }
+
+    /** A rerun over whatever the kills left completes, and no temporary file of theirs survives it. */
+    private static void rerunSucceedsWithoutTemporaries(Path dir, Path dst, List<String> args, long seed) throws Exception {
         if (Files.exists(dst)) {
             FileTrees.delete(dst);
         }
-        CliRun r = CliRun.of(merge.toArray(String[]::new));
+        CliRun r = CliRun.of(args.toArray(String[]::new));
         assertEquals(0, r.code(), r.err());
         assertEquals(0, CliRun.of("check", dst.toString()).code());
         try (var files = Files.list(dir)) {
             List<String> left = files.map(f -> f.getFileName().toString()).filter(n -> n.contains(".fp8q-")).toList();
-            assertEquals(List.of(), left, "temporary files of killed merges are gone after a rerun (seed " + seed + ")");
+            assertEquals(List.of(), left, "temporary files of killed runs are gone after a rerun (seed " + seed + ")");
         }
     }
 
@@ -149,15 +132,6 @@ class KillMidRunTest {
             }
         }
         return out;
-    }
-
-    private static Process child(Path dir, Path src, Path dst, boolean force) throws Exception {
-        List<String> args = new ArrayList<>(List.of("convert", "--quiet"));
-        if (force) {
-            args.add("--force");
-        }
-        args.addAll(List.of(src.toString(), dst.toString()));
-        return child(dir, args);
     }
 
     private static Process child(Path dir, List<String> args) throws Exception {
