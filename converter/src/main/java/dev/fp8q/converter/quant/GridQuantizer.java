@@ -74,11 +74,6 @@ final class GridQuantizer {
             stats[(int) (from / perChunk)] = s;
             sink.accept(from, out);
         });
-        ChunkStats total = ChunkStats.sum(stats);
-        float amax = 0;
-        for (float a : bandAmax) {
-            amax = Math.max(amax, a);
-        }
-        return new QuantResult(amax, scales, total.signal, total.noise, total.nonzero, total.underflow);
+        return QuantResult.of(bandAmax, scales, stats);
     }
 }

@@ -65,12 +65,7 @@ final class MxQuantizer {
             chunkAmax[c] = dtype == DType.F32 ? Float.intBitsToFloat(amaxBits) : Elements.halfToFloat(dtype, amaxBits);
             sink.accept(from, out);
         });
-        ChunkStats total = ChunkStats.sum(stats);
-        float amax = 0;
-        for (float a : chunkAmax) {
-            amax = Math.max(amax, a);
-        }
-        return new QuantResult(amax, scales, total.signal, total.noise, total.nonzero, total.underflow);
+        return QuantResult.of(chunkAmax, scales, stats);
     }
 
     /** BF16 or F16 bit fields: mantissa bits, exponent bias, and the float32 factor of a pattern shifted into place. */

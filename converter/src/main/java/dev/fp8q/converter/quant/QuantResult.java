@@ -7,6 +7,21 @@ package dev.fp8q.converter.quant;
  */
 public record QuantResult(float amax, float[] scales, double signal, double noise, long nonzero, long underflow) {
 
+    /** The chunks' figures summed in order (ChunkStats.sum), beside amax and the scales. */
+    static QuantResult of(float amax, float[] scales, ChunkStats[] chunks) {
+        ChunkStats total = ChunkStats.sum(chunks);
+        return new QuantResult(amax, scales, total.signal, total.noise, total.nonzero, total.underflow);
+    }
+
+    /** The same, amax the largest of the parts' (bands or chunks). */
+    static QuantResult of(float[] partAmax, float[] scales, ChunkStats[] chunks) {
+        float amax = 0;
+        for (float a : partAmax) {
+            amax = Math.max(amax, a);
+        }
+        return of(amax, scales, chunks);
+    }
+
     /** The scale of a per-tensor result. */
     public float scale() {
         if (scales.length != 1) {

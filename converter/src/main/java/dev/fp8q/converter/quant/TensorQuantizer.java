@@ -223,7 +223,6 @@ public final class TensorQuantizer {
             stats[(int) (from / chunk)] = s;
             sink.accept(from, out);
         });
-        ChunkStats total = ChunkStats.sum(stats);
-        return new QuantResult(amax, new float[] {scale}, total.signal, total.noise, total.nonzero, total.underflow);
+        return QuantResult.of(amax, new float[] {scale}, stats);
     }
 }
