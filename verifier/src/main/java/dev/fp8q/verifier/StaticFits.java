@@ -2,6 +2,7 @@ package dev.fp8q.verifier;
 
 import dev.fp8q.formats.FormatException;
 import dev.fp8q.verifier.metrics.ErrorMetrics;
+import dev.fp8q.verifier.run.LinearsOver;
 import dev.fp8q.verifier.run.ProbedWeights;
 import dev.fp8q.verifier.run.RunWeights;
 import java.util.ArrayList;
@@ -36,20 +37,10 @@ final class StaticFits {
 
     StaticFits(RunWeights reference, ProbedWeights.Prober prober) {
         this.probed = new ProbedWeights(reference, prober);
-        this.recording = new RunWeights() {
+        this.recording = new LinearsOver() { // tensors and attention from the probed run
             @Override
-            public float[] tensor(String name) throws FormatException {
-                return probed.tensor(name);
-            }
-
-            @Override
-            public boolean has(String name) {
-                return probed.has(name);
-            }
-
-            @Override
-            public float[] attend(float[] q, int queries, float[] k, float[] v, int keys, int dim, int heads) {
-                return probed.attend(q, queries, k, v, keys, dim, heads);
+            public RunWeights reference() {
+                return probed;
             }
 
             @Override
