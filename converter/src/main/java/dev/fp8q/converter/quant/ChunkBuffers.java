@@ -86,13 +86,7 @@ public final class ChunkBuffers {
             for (int i = count - 1; i >= 0; i--) { // the last forked first: it is on top of this worker's queue
                 tasks.get(i).quietlyJoin();
             }
-            Throwable failure = first.get();
-            if (failure instanceof RuntimeException e) {
-                throw e;
-            }
-            if (failure instanceof Error e) {
-                throw e;
-            }
+            rethrow(first.get());
             return null;
         });
     }
@@ -119,7 +113,11 @@ public final class ChunkBuffers {
                 });
             }
         }
-        Throwable failure = first.get();
+        rethrow(first.get());
+    }
+
+    /** The first failure of a loop's calls, if any, as it was thrown (a body's checked ones arrive wrapped). */
+    private static void rethrow(Throwable failure) throws Exception {
         if (failure instanceof Exception e) {
             throw e;
         }

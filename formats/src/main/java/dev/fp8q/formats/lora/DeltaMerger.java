@@ -24,6 +24,7 @@ public final class DeltaMerger {
     /** Doubles of down per column tile: 128 KiB, within a core's L2. */
     private static final int TILE_DOUBLES = 1 << 14;
     private static final ThreadLocal<short[]> SHORTS = ThreadLocal.withInitial(() -> new short[0]);
+    private static final ThreadLocal<float[]> FLOATS = ThreadLocal.withInitial(() -> new float[0]);
 
     private sealed interface Part permits Factors, Dense {}
 
@@ -85,8 +86,9 @@ public final class DeltaMerger {
     }
 
     /**
-     * seg's elements [from, from + n) as doubles into out at `at`. BF16 and F32 in bulk: a copy to the heap, then
-     * a plain loop (element by element, the factors of one 14B FFN target took 20 ms, on the lane that merges).
+     * seg's elements [from, from + n) as doubles into out at `at`. BF16 and F32 in bulk: a copy to a reused heap
+     * array of the thread, then a plain loop (element by element, the factors of one 14B FFN target took 20 ms,
+     * on the lane that merges).
      */
     private static void widen(MemorySegment seg, DType dt, long from, int n, double[] out, int at) {
         switch (dt) {
@@ -98,7 +100,11 @@ public final class DeltaMerger {
                 }
             }
             case F32 -> {
-                float[] f = new float[n];
+                float[] f = FLOATS.get();
+                if (f.length < n) {
+                    f = new float[n];
+                    FLOATS.set(f);
+                }
                 MemorySegment.copy(seg, Elements.FLOAT, 4 * from, f, 0, n);
                 for (int i = 0; i < n; i++) {
                     out[at + i] = f[i];
