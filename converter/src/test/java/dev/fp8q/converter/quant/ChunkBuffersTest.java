@@ -72,11 +72,14 @@ class ChunkBuffersTest {
             assertEquals(n * 45, sum.get());
             IOException boom = new IOException("disk full");
             AtomicBoolean slowEnded = new AtomicBoolean();
+            CountDownLatch slowStarted = new CountDownLatch(1); // a call not yet started when one fails is skipped
             IOException thrown = assertThrows(IOException.class, () -> ChunkBuffers.onThreads(2, k -> {
                 if (k == 0) {
+                    slowStarted.countDown();
                     Thread.sleep(300);
                     slowEnded.set(true);
                 } else {
+                    assertTrue(slowStarted.await(10, TimeUnit.SECONDS));
                     throw boom;
                 }
             }));
