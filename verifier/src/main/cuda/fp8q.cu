@@ -424,3 +424,95 @@ extern "C" __global__ void rope3d(float* __restrict__ x, int tokens, int height,
         e[1] = (float) (re * s + im * c);
     }
 }
+
+// ---------------------------------------------------------------- LoRA merge in float64 (DeltaMerger's arithmetic)
+
+// Element i of a BF16 (0), F16 (1) or F32 (2) array, exactly, as a double.
+__device__ __forceinline__ double wide(const void* x, int dtype, long long i) {
+    if (dtype == 0) {
+        return (double) __uint_as_float(((unsigned int) ((const unsigned short*) x)[i]) << 16);
+    }
+    if (dtype == 1) {
+        return (double) __half2float(((const __half*) x)[i]);
+    }
+    return (double) ((const float*) x)[i];
+}
+
+extern "C" __global__ void widen_f64(const void* __restrict__ x, int dtype, long long n, double* __restrict__ out) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        out[i] = wide(x, dtype, i);
+    }
+}
+
+// acc += strength * diff: a rounded product, then a rounded sum (no contraction to FMA), as on the CPU.
+extern "C" __global__ void dense_add_f64(double* __restrict__ acc, const void* __restrict__ diff, int dtype, long long n,
+        double strength) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        acc[i] = __dadd_rn(acc[i], __dmul_rn(strength, wide(diff, dtype, i)));
+    }
+}
+
+// acc[r][c] += scale * sum_k up[r][k] * down[k][c] for up [rows, rank] and down [rank, cols], both float64: each
+// sum runs over k in order by FMA from +0, then one rounded product by scale and one rounded sum, so every value
+// is bit for bit the CPU's (DeltaMerger). A CTA of 256 threads holds a 64 x 64 tile, 4 x 4 values a thread, with
+// k in steps of 16 through shared memory.
+#define LR_T 64
+#define LR_K 16
+extern "C" __global__ void __launch_bounds__(256) lowrank_add_f64(double* __restrict__ acc, const double* __restrict__ up,
+        const double* __restrict__ down, int rows, int cols, int rank, double scale) {
+    __shared__ double us[LR_K][LR_T];
+    __shared__ double ds[LR_K][LR_T];
+    int tx = threadIdx.x & 15;
+    int ty = threadIdx.x >> 4;
+    int row0 = blockIdx.y * LR_T;
+    int col0 = blockIdx.x * LR_T;
+    double a[4][4];
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 4; j++) {
+            a[i][j] = 0.0;
+        }
+    }
+    for (int k0 = 0; k0 < rank; k0 += LR_K) {
+        for (int i = threadIdx.x; i < LR_T * LR_K; i += 256) {
+            int r = i / LR_K;
+            int k = i % LR_K;
+            us[k][r] = row0 + r < rows && k0 + k < rank ? up[(long long) (row0 + r) * rank + k0 + k] : 0.0;
+            int kk = i / LR_T;
+            int c = i % LR_T;
+            ds[kk][c] = k0 + kk < rank && col0 + c < cols ? down[(long long) (k0 + kk) * cols + col0 + c] : 0.0;
+        }
+        __syncthreads();
+        int kn = min(LR_K, rank - k0);
+        for (int k = 0; k < kn; k++) {
+            double u[4];
+            double d[4];
+            for (int i = 0; i < 4; i++) {
+                u[i] = us[k][ty + 16 * i];
+                d[i] = ds[k][tx + 16 * i];
+            }
+            for (int i = 0; i < 4; i++) {
+                for (int j = 0; j < 4; j++) {
+                    a[i][j] = fma(d[j], u[i], a[i][j]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 4; j++) {
+            int r = row0 + ty + 16 * i;
+            int c = col0 + tx + 16 * j;
+            if (r < rows && c < cols) {
+                long long o = (long long) r * cols + c;
+                acc[o] = __dadd_rn(acc[o], __dmul_rn(a[i][j], scale));
+            }
+        }
+    }
+}
+
+// The one rounding: float64 to float32, to nearest even (Java's (float) cast).
+extern "C" __global__ void f64_to_f32(const double* __restrict__ x, long long n, float* __restrict__ out) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        out[i] = __double2float_rn(x[i]);
+    }
+}

@@ -8,7 +8,11 @@ import dev.fp8q.formats.FileTrees;
 import dev.fp8q.formats.Interrupts;
 import dev.fp8q.formats.OutputGuard;
 import dev.fp8q.formats.manifest.Manifest;
+import dev.fp8q.formats.lora.MergeDevice;
 import dev.fp8q.verifier.Calibration;
+import dev.fp8q.verifier.Verifier;
+import dev.fp8q.verifier.cuda.CudaLoraMerge;
+import dev.fp8q.verifier.cuda.GpuUnavailableException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -53,6 +57,11 @@ final class ConvertCommand implements Callable<Integer> {
 
     @Option(names = "--threads", description = "Worker threads (default: all cores).")
     Integer threads;
+
+    @Option(names = "--device", defaultValue = "auto", paramLabel = "auto|cpu|cuda",
+            description = "Where LoRA merges run: auto takes a GPU when the CUDA driver finds one (compute capability 8.9+), else the CPU; "
+                    + "the values are the CPU's bit for bit either way; cuda fails without one (default: ${DEFAULT-VALUE})")
+    String device;
 
     @Option(names = "--calibrate", arity = "0..1", fallbackValue = "max", paramLabel = "max|percentile|mse",
             description = "Also write static activation scales (input_scale), calibrated on the source's chained forward (method default: max)")
@@ -177,8 +186,11 @@ final class ConvertCommand implements Callable<Integer> {
                 threads != null ? threads : Runtime.getRuntime().availableProcessors(), force, cmd, scaling, outLayout,
                 conversion.pthKey, List.copyOf(conversion.components), conversion.loras(), conversion.loraLenient,
                 cal != null);
-        Manifest m = cal == null ? new Converter(co, bar, partOf, dstArg).convert(source, target)
-                : convertCalibrated(source, target, co, bar, cal, cmd, out, err);
+        Manifest m;
+        try (MergeDevice gpu = conversion.loras().isEmpty() ? null : mergeDevice(err)) {
+            m = cal == null ? new Converter(co, bar, partOf, dstArg).mergeOn(gpu).convert(source, target)
+                    : convertCalibrated(source, target, co, bar, cal, cmd, out, err);
+        }
         double secs = (System.nanoTime() - t0) / 1e9;
         if (quiet) {
             return ExitCodes.OK;
@@ -197,6 +209,26 @@ final class ConvertCommand implements Callable<Integer> {
         out.println();
         out.print(MemoryReport.of(source, written).table());
         return ExitCodes.OK;
+    }
+
+    /** The GPU for --lora merges, or null for the CPU (--device, as verify's). */
+    private MergeDevice mergeDevice(PrintWriter err) throws Fp8q.UsageException {
+        Verifier.Device where = RunInputs.device(device);
+        if (where == Verifier.Device.CPU) {
+            return null;
+        }
+        try {
+            CudaLoraMerge gpu = CudaLoraMerge.open();
+            if (!quiet) {
+                err.println("fp8q: convert: LoRA merges on " + gpu.describe());
+            }
+            return gpu;
+        } catch (GpuUnavailableException e) {
+            if (where == Verifier.Device.CUDA) {
+                throw new Fp8q.UsageException("--device cuda: " + e.getMessage());
+            }
+            return null;
+        }
     }
 
     /**

@@ -37,6 +37,10 @@ final class RunInputs {
     }
 
     Verifier.Device device() {
+        return device(device);
+    }
+
+    static Verifier.Device device(String device) {
         return switch (device.toLowerCase(Locale.ROOT)) {
             case "auto" -> Verifier.Device.AUTO;
             case "cpu" -> Verifier.Device.CPU;

@@ -25,6 +25,7 @@ import dev.fp8q.formats.codec.Amax;
 import dev.fp8q.formats.codec.Elements;
 import dev.fp8q.formats.lora.LoraMerge;
 import dev.fp8q.formats.lora.LoraSpec;
+import dev.fp8q.formats.lora.MergeDevice;
 import dev.fp8q.formats.manifest.Manifest;
 import dev.fp8q.formats.manifest.PartManifest;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
@@ -99,6 +100,7 @@ public final class Converter {
     /** The LoRAs resolved against the one converted component (none: {@link LoraMerge#NONE}). */
     private LoraMerge loras = LoraMerge.NONE;
     private LoraTensors merged;
+    private MergeDevice mergeDevice;
 
     public Converter(Options options, Progress progress) {
         this(options, progress, null, -1);
@@ -114,6 +116,15 @@ public final class Converter {
         this.pool = new ForkJoinPool(Math.max(1, options.threads()));
         this.partOf = partOf;
         this.dstArg = dstArg;
+    }
+
+    /**
+     * LoRA merges on device where it takes the target (the values are the CPU's bit for bit; each is spot-checked
+     * against it). The caller opens and closes it.
+     */
+    public Converter mergeOn(MergeDevice device) {
+        this.mergeDevice = device;
+        return this;
     }
 
     /** The path a conversion of src into dst writes ({@link OutputGuard#outputPath}). */
@@ -321,7 +332,7 @@ public final class Converter {
         for (Checkpoint.Tensor t : cp.tensors()) {
             largest = loras.targets(t.name()) ? Math.max(largest, 4 * t.entry().numel()) : largest;
         }
-        merged = new LoraTensors(pool, loras, largest);
+        merged = new LoraTensors(pool, loras, largest, mergeDevice);
         ChunkBuffers.onThreads(shards.size(), i -> { // shards wait on their loops (and lanes) outside the pool
             TensorFile shard = shards.get(i);
             if (!mine(assigned, sourceName(shard, srcRoot))) {

@@ -7,6 +7,7 @@ import dev.fp8q.formats.DType;
 import dev.fp8q.formats.codec.Elements;
 import dev.fp8q.formats.lora.DeltaMerger;
 import dev.fp8q.formats.lora.LoraMerge;
+import dev.fp8q.formats.lora.MergeDevice;
 import dev.fp8q.formats.safetensors.SafetensorsWriter;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -47,9 +48,13 @@ final class LoraTensors {
     /** Buffers of bufferBytes, reused: a fresh one per target cost its zeroing and page faults every time. */
     private final ConcurrentLinkedQueue<MemorySegment> free = new ConcurrentLinkedQueue<>();
 
-    LoraTensors(ForkJoinPool pool, LoraMerge merge, long largestTargetBytes) {
+    /** Where the weights it takes are merged instead of the pool's cores (null: none). */
+    private final MergeDevice device;
+
+    LoraTensors(ForkJoinPool pool, LoraMerge merge, long largestTargetBytes, MergeDevice device) {
         this.pool = pool;
         this.merge = merge;
+        this.device = device;
         this.bufferBytes = Math.max(64, largestTargetBytes);
         this.lanes = (int) Math.clamp(BUDGET / bufferBytes, 1, MAX_LANES);
         this.slots = new Semaphore(lanes);
@@ -108,7 +113,7 @@ final class LoraTensors {
         private Merged(long bytes) throws InterruptedException {
             slots.acquire();
             MemorySegment b = free.poll();
-            buffer = b != null ? b : Arena.ofAuto().allocate(bufferBytes, 64);
+            buffer = b != null ? b : device != null ? device.allocate(bufferBytes) : Arena.ofAuto().allocate(bufferBytes, 64);
             values = buffer.asSlice(0, bytes);
         }
 
@@ -121,7 +126,9 @@ final class LoraTensors {
 
     /** The target merged and rounded once to float32 (F32 bytes in source order). */
     Merged float32(Checkpoint.Tensor t) throws Exception {
-        DeltaMerger m = new DeltaMerger(t, merge.deltas(t.name()));
+        List<LoraMerge.Delta> deltas = merge.deltas(t.name());
+        DeltaMerger m = new DeltaMerger(t, deltas);
+        boolean offloaded = device != null && device.takes(t, deltas);
         Trace.mark(t.name(), "factors");
         Merged out = new Merged(4 * t.entry().numel());
         Trace.mark(t.name(), "buffer");
@@ -132,17 +139,13 @@ final class LoraTensors {
             throw e;
         }
         try {
-            forRows(m, (from, vals, n) -> {
-                float[] f = FLOATS.get();
-                if (f.length < n) {
-                    f = new float[n];
-                    FLOATS.set(f);
-                }
-                for (int i = 0; i < n; i++) {
-                    f[i] = (float) vals[i];
-                }
-                MemorySegment.copy(f, 0, out.values, Elements.FLOAT, from * m.cols() * 4, n);
-            });
+            if (offloaded) {
+                device.float32(t, deltas, out.values);
+                spotCheck(m, t.name(), out.values);
+            } else {
+                forRows(m, (from, vals, n) -> MemorySegment.copy(float32(vals, n), 0, out.values, Elements.FLOAT,
+                        from * m.cols() * 4, n));
+            }
         } catch (Exception | Error e) {
             out.close();
             throw e;
@@ -150,6 +153,40 @@ final class LoraTensors {
             mergeTurn.release();
         }
         return out;
+    }
+
+    private static float[] float32(double[] vals, int n) {
+        float[] f = FLOATS.get();
+        if (f.length < n) {
+            f = new float[n];
+            FLOATS.set(f);
+        }
+        for (int i = 0; i < n; i++) {
+            f[i] = (float) vals[i];
+        }
+        return f;
+    }
+
+    /**
+     * The device's first and last four rows against the CPU's (the register blocks and the column tail of
+     * {@link DeltaMerger}, so both of its paths): equal bits, or the conversion stops.
+     */
+    private void spotCheck(DeltaMerger m, String name, MemorySegment got) throws ConvertException {
+        long rows = m.rows();
+        for (long from : new long[] {0, Math.max(0, rows - 4)}) {
+            long to = Math.min(rows, from + 4);
+            int n = (int) ((to - from) * m.cols());
+            double[] vals = new double[n];
+            m.merge(from, to, vals);
+            float[] cpu = float32(vals, n);
+            for (int i = 0; i < n; i++) {
+                float g = got.getAtIndex(Elements.FLOAT, from * m.cols() + i);
+                if (Float.floatToIntBits(g) != Float.floatToIntBits(cpu[i])) {
+                    throw new ConvertException(name + ": the merge on " + device.describe() + " gave " + g + " at element "
+                            + (from * m.cols() + i) + " where the CPU gives " + cpu[i] + "; rerun with --device cpu");
+                }
+            }
+        }
     }
 
     /** A kept target merged and rounded once to outType (BF16, F16 or F32), written as it is computed. */

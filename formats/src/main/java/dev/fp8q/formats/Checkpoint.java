@@ -33,6 +33,42 @@ public final class Checkpoint implements AutoCloseable {
         public MemorySegment data() {
             return shard.data(entry);
         }
+
+        /** A tensor held in memory (data: its bytes in dtype), as a shard of its own; for checks and benchmarks. */
+        public static Tensor inMemory(String name, DType dtype, long[] shape, MemorySegment data) {
+            TensorEntry e = new TensorEntry(name, dtype, shape, 0, data.byteSize());
+            return new Tensor(e, new InMemory(e, data));
+        }
+    }
+
+    private record InMemory(TensorEntry entry, MemorySegment bytes) implements TensorFile {
+        @Override
+        public Path path() {
+            return Path.of(entry.name());
+        }
+
+        @Override
+        public Map<String, String> metadata() {
+            return null;
+        }
+
+        @Override
+        public List<TensorEntry> tensors() {
+            return List.of(entry);
+        }
+
+        @Override
+        public Optional<TensorEntry> tensor(String name) {
+            return Optional.of(entry).filter(e -> e.name().equals(name));
+        }
+
+        @Override
+        public MemorySegment data(TensorEntry t) {
+            return bytes;
+        }
+
+        @Override
+        public void close() {}
     }
 
     private final Path root;

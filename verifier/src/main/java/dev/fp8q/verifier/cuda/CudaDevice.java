@@ -61,6 +61,9 @@ public final class CudaDevice implements AutoCloseable {
     private long pooled;
     private final Pointer pinned;
     private final MemorySegment staging;
+    /** Pinned host allocations handed out by {@link #pinned(long)} by start address, with their ends; freed on close. */
+    private final java.util.TreeMap<Long, Long> pinnedEnds = new java.util.TreeMap<>();
+    private final java.util.List<Pointer> hostAllocations = new java.util.ArrayList<>();
 
     private CudaDevice(CUdevice device, CUcontext context, CUmodule module, String name, int capability, long memory) {
         this.device = device;
@@ -178,9 +181,55 @@ public final class CudaDevice implements AutoCloseable {
         for (long off = 0; off < bytes.byteSize(); off += STAGING) {
             long len = Math.min(STAGING, bytes.byteSize() - off);
             copy(bytes.asSlice(off, len), staging);
+            current(); // the parallel copy may have moved a virtual caller to another carrier thread
             cuMemcpyHtoD(b.ptr().withByteOffset(off), pinned, len);
         }
         return b;
+    }
+
+    /**
+     * Pinned host memory of this many bytes (DMA from the device at full speed, no staging copy), valid until close.
+     * Through its address, not a ByteBuffer, so it may exceed 2 GiB.
+     */
+    public MemorySegment pinned(long bytes) {
+        current();
+        Pointer p = new Pointer();
+        cuMemAllocHost(p, Math.max(bytes, 1));
+        long address = MemorySegment.ofBuffer(p.getByteBuffer(0, 1)).address();
+        synchronized (pinnedEnds) {
+            hostAllocations.add(p);
+            pinnedEnds.put(address, address + bytes);
+        }
+        return MemorySegment.ofAddress(address).reinterpret(bytes);
+    }
+
+    /**
+     * The first out.byteSize() bytes of b into out: straight by DMA when out lies in memory from {@link #pinned},
+     * else through the staging buffer.
+     */
+    public void downloadInto(DeviceBuffer b, MemorySegment out) {
+        if (out.byteSize() > b.bytes()) {
+            throw new IllegalArgumentException(out.byteSize() + " bytes from a buffer of " + b.bytes());
+        }
+        if (!isPinned(out)) {
+            download(b, out);
+            return;
+        }
+        current();
+        for (long off = 0; off < out.byteSize(); off += 1L << 30) { // ByteBuffers end at 2 GiB
+            long len = Math.min(1L << 30, out.byteSize() - off);
+            cuMemcpyDtoH(Pointer.to(out.asSlice(off, len).asByteBuffer()), b.ptr().withByteOffset(off), len);
+        }
+    }
+
+    private boolean isPinned(MemorySegment seg) {
+        if (!seg.isNative()) {
+            return false;
+        }
+        synchronized (pinnedEnds) {
+            var e = pinnedEnds.floorEntry(seg.address());
+            return e != null && seg.address() + seg.byteSize() <= e.getValue();
+        }
     }
 
     public float[] download(DeviceBuffer b, int count) {
@@ -240,6 +289,11 @@ public final class CudaDevice implements AutoCloseable {
     public void close() {
         trim();
         cuMemFreeHost(pinned);
+        synchronized (pinnedEnds) {
+            hostAllocations.forEach(JCudaDriver::cuMemFreeHost);
+            hostAllocations.clear();
+            pinnedEnds.clear();
+        }
         cuModuleUnload(module);
         cuDevicePrimaryCtxRelease(device);
     }
@@ -269,6 +323,11 @@ public final class CudaDevice implements AutoCloseable {
 
         Args l(long v) {
             params.add(Pointer.to(new long[] {v}));
+            return this;
+        }
+
+        Args d(double v) {
+            params.add(Pointer.to(new double[] {v}));
             return this;
         }
 
