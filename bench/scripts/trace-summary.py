@@ -16,3 +16,6 @@ for i, (name, v) in enumerate(rows):
     if i < 6 or i >= len(rows) - 4:
         print(f"{v['merge']:7.3f} " + " ".join(f"{k} {x:.3f}" for k, x in d.items()) + f"  {name}")
 print("sums over targets: " + " ".join(f"{k} {x:.2f}" for k, x in sums.items()))
+done = sorted(v["quantized"] for v in t.values() if "quantized" in v)
+if done:
+    print("targets quantized by second: " + " ".join(f"{s}s:{sum(1 for x in done if x < s)}" for s in range(1, int(done[-1]) + 2)))

@@ -8,11 +8,7 @@ import dev.fp8q.formats.FileTrees;
 import dev.fp8q.formats.Interrupts;
 import dev.fp8q.formats.OutputGuard;
 import dev.fp8q.formats.manifest.Manifest;
-import dev.fp8q.formats.lora.MergeDevice;
 import dev.fp8q.verifier.Calibration;
-import dev.fp8q.verifier.Verifier;
-import dev.fp8q.verifier.cuda.CudaLoraMerge;
-import dev.fp8q.verifier.cuda.GpuUnavailableException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -187,7 +183,8 @@ final class ConvertCommand implements Callable<Integer> {
                 conversion.pthKey, List.copyOf(conversion.components), conversion.loras(), conversion.loraLenient,
                 cal != null);
         Manifest m;
-        try (MergeDevice gpu = conversion.loras().isEmpty() ? null : mergeDevice(err)) {
+        try (MergeGpu gpu = conversion.loras().isEmpty() ? MergeGpu.NONE
+                : MergeGpu.open(RunInputs.device(device), quiet ? s -> { } : s -> err.println("fp8q: convert: " + s))) {
             m = cal == null ? new Converter(co, bar, partOf, dstArg).mergeOn(gpu).convert(source, target)
                     : convertCalibrated(source, target, co, bar, cal, cmd, out, err);
         }
@@ -209,26 +206,6 @@ final class ConvertCommand implements Callable<Integer> {
         out.println();
         out.print(MemoryReport.of(source, written).table());
         return ExitCodes.OK;
-    }
-
-    /** The GPU for --lora merges, or null for the CPU (--device, as verify's). */
-    private MergeDevice mergeDevice(PrintWriter err) throws Fp8q.UsageException {
-        Verifier.Device where = RunInputs.device(device);
-        if (where == Verifier.Device.CPU) {
-            return null;
-        }
-        try {
-            CudaLoraMerge gpu = CudaLoraMerge.open();
-            if (!quiet) {
-                err.println("fp8q: convert: LoRA merges on " + gpu.describe());
-            }
-            return gpu;
-        } catch (GpuUnavailableException e) {
-            if (where == Verifier.Device.CUDA) {
-                throw new Fp8q.UsageException("--device cuda: " + e.getMessage());
-            }
-            return null;
-        }
     }
 
     /**

@@ -234,6 +234,94 @@ class LoraConvertTest {
         pythonOracle(src, dst, lora + ":0.8");
     }
 
+    /**
+     * --device: cpu and the default (auto: the GPU where there is one) write the same bytes; cuda without a GPU and
+     * an unknown device are refused before anything is written.
+     */
+    @Test
+    void whereTheMergeRunsChangesNoByte(@TempDir Path dir) throws Exception {
+        Path src = wan(dir, WanNaming.ORIGINAL);
+        Path lora = comfy(src, 0.8, 11).write(dir.resolve("comfy.safetensors"));
+        Path cpu = dir.resolve("cpu.safetensors");
+        Path auto = dir.resolve("auto.safetensors");
+        DropInTest.ok("convert", "--quiet", src.toString(), cpu.toString(), "--lora", lora.toString(), "--device", "cpu");
+        DropInTest.ok("convert", "--quiet", src.toString(), auto.toString(), "--lora", lora.toString());
+        assertEquals(-1L, Files.mismatch(cpu, auto));
+        Path none = dir.resolve("none.safetensors");
+        CliRun bad = DropInTest.refused("convert", src.toString(), none.toString(), "--lora", lora.toString(), "--device", "tpu");
+        assertTrue(bad.err().contains("--device must be auto, cpu or cuda"), bad.err());
+        if (!dev.fp8q.verifier.cuda.Gpus.present()) {
+            CliRun r = DropInTest.refused("convert", src.toString(), none.toString(), "--lora", lora.toString(), "--device", "cuda");
+            assertTrue(r.err().contains("--device cuda:"), r.err());
+        }
+        assertFalse(Files.exists(none));
+    }
+
+    /**
+     * The offload path without a GPU: a stand-in device that merges on the CPU gives the CPU conversion's bytes;
+     * one that gets a single value wrong is caught by the spot check, by tensor name, and nothing is written.
+     */
+    @Test
+    void anOffloadedMergeIsSpotCheckedAgainstTheCpu(@TempDir Path dir) throws Exception {
+        Path src = wan(dir, WanNaming.ORIGINAL);
+        Path lora = comfy(src, 1.0, 12).write(dir.resolve("comfy.safetensors"));
+        Path cpu = dir.resolve("cpu.safetensors");
+        DropInTest.ok("convert", "--quiet", src.toString(), cpu.toString(), "--lora", lora.toString(), "--device", "cpu");
+        java.util.Set<String> offloaded = java.util.concurrent.ConcurrentHashMap.newKeySet();
+        Path good = dir.resolve("good.safetensors");
+        converter(lora).mergeOn(() -> new StandIn(offloaded, -1)).convert(src, good);
+        assertEquals(-1L, Files.mismatch(cpu, good));
+        assertEquals(LINEARS.length, offloaded.size(), offloaded.toString());
+
+        Path bad = dir.resolve("bad.safetensors");
+        long last = 128L * 128 - 1; // in the last four rows of every 2-D target
+        var e = org.junit.jupiter.api.Assertions.assertThrows(dev.fp8q.converter.ConvertException.class,
+                () -> converter(lora).mergeOn(() -> new StandIn(java.util.concurrent.ConcurrentHashMap.newKeySet(), last)).convert(src, bad));
+        assertTrue(e.getMessage().contains("blocks.0.") && e.getMessage().contains("where the CPU gives")
+                && e.getMessage().contains("--device cpu"), e.getMessage());
+        assertFalse(Files.exists(bad));
+    }
+
+    private static dev.fp8q.converter.Converter converter(Path lora) {
+        return new dev.fp8q.converter.Converter(new dev.fp8q.converter.Converter.Options("auto",
+                dev.fp8q.converter.plan.UserRules.NONE, false, false, 2, false, List.of("fp8q"),
+                dev.fp8q.converter.quant.Scaling.PER_TENSOR, dev.fp8q.converter.layout.Layout.COMFY, null, List.of(),
+                List.of(new dev.fp8q.formats.lora.LoraSpec(lora, 1.0)), false, false), dev.fp8q.converter.Progress.NONE);
+    }
+
+    /** Merges on the CPU with DeltaMerger, as a device would; flips the low bit of element `wrong` (-1: none). */
+    private record StandIn(java.util.Set<String> seen, long wrong) implements dev.fp8q.formats.lora.MergeDevice {
+        @Override
+        public boolean takes(Checkpoint.Tensor target, List<dev.fp8q.formats.lora.LoraMerge.Delta> deltas) {
+            return target.entry().rank() == 2;
+        }
+
+        @Override
+        public MemorySegment allocate(long bytes) {
+            return Arena.ofAuto().allocate(bytes, 64);
+        }
+
+        @Override
+        public void float32(Checkpoint.Tensor target, List<dev.fp8q.formats.lora.LoraMerge.Delta> deltas, MemorySegment out) {
+            var m = new dev.fp8q.formats.lora.DeltaMerger(target, deltas);
+            double[] v = new double[(int) target.entry().numel()];
+            m.merge(0, m.rows(), v);
+            for (int i = 0; i < v.length; i++) {
+                float f = (float) v[i];
+                out.setAtIndex(Elements.FLOAT, i, i == wrong ? Float.intBitsToFloat(Float.floatToRawIntBits(f) ^ 1) : f);
+            }
+            seen.add(target.name());
+        }
+
+        @Override
+        public String describe() {
+            return "a stand-in";
+        }
+
+        @Override
+        public void close() {}
+    }
+
     @Test
     void kohyaAndPeftStylesAlphaPresentAbsentAndFromAdapterConfig(@TempDir Path dir) throws Exception {
         Path src = wan(dir, WanNaming.ORIGINAL);

@@ -13,6 +13,7 @@ import dev.fp8q.converter.quant.NonFiniteException;
 import dev.fp8q.converter.quant.QuantResult;
 import dev.fp8q.converter.quant.QuantKernel;
 import dev.fp8q.converter.quant.TensorQuantizer;
+import dev.fp8q.converter.quant.VectorQuantKernel;
 import dev.fp8q.formats.Checkpoint;
 import dev.fp8q.formats.DType;
 import dev.fp8q.formats.FileTrees;
@@ -47,6 +48,7 @@ import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Predicate;
 import java.util.concurrent.ForkJoinPool;
+import java.util.function.Supplier;
 
 /**
  * fp8q convert: E4M3 from BF16/F16/F32 safetensors or .pth (per-tensor, channel or block scales, in one of the
@@ -100,7 +102,7 @@ public final class Converter {
     /** The LoRAs resolved against the one converted component (none: {@link LoraMerge#NONE}). */
     private LoraMerge loras = LoraMerge.NONE;
     private LoraTensors merged;
-    private MergeDevice mergeDevice;
+    private Supplier<MergeDevice> mergeDevice;
 
     public Converter(Options options, Progress progress) {
         this(options, progress, null, -1);
@@ -119,10 +121,11 @@ public final class Converter {
     }
 
     /**
-     * LoRA merges on device where it takes the target (the values are the CPU's bit for bit; each is spot-checked
-     * against it). The caller opens and closes it.
+     * LoRA merges on the device this gives (asked at the first merge, so it may still be opening; null: the CPU)
+     * where it takes the target: the values are the CPU's bit for bit, and each is spot-checked against it. The
+     * caller opens and closes the device.
      */
-    public Converter mergeOn(MergeDevice device) {
+    public Converter mergeOn(Supplier<MergeDevice> device) {
         this.mergeDevice = device;
         return this;
     }
@@ -137,6 +140,9 @@ public final class Converter {
     }
 
     public Manifest convert(Path src, Path dst) throws Exception {
+        if (!options.loras().isEmpty()) { // compile the F32 kernel while the source and the LoRA files are read
+            LoraTensors.warmUpF32();
+        }
         String refusal = options.layout().refusal(options.scaling(), options.calibrated());
         if (refusal != null) {
             throw new ConvertException("--layout " + options.layout().id() + " cannot express "
@@ -160,9 +166,6 @@ public final class Converter {
         try (SourcePlan plan = SourcePlan.of(src, options.preset(), options.rules(), options.components(), options.pthKey())) {
             plan.requireWork(options.preset());
             plan.notes().forEach(progress::warn);
-            if (!options.loras().isEmpty()) { // compile the F32 kernel while the LoRA files are read
-                LoraTensors.warmUpF32();
-            }
             loras = resolveLoras(plan, options.loras(), options.loraLenient(), progress::warn);
             return StagedOutput.write(target, progress::warn, () -> guard(src, target, manifestPath),
                     tmp -> convertLocked(src, plan, tmp, target, manifestPath));
@@ -485,6 +488,9 @@ public final class Converter {
                             Trace.mark(e.name(), "merge");
                             try (LoraTensors.Merged m = merged.float32(j.source())) {
                                 Trace.mark(e.name(), "merged");
+                                // the first ones come from the GPU within half a second, before the JIT has
+                                // compiled the vector kernel: waiting for it beat the scalar kernel (H200 machine)
+                                VectorQuantKernel.awaitReady(2000);
                                 r = mergedQuantizer.quantize(e.name(), m.values, DType.F32, e.shape(), options.scaling(),
                                         (el, bytes) -> w.write(e.name(), el, bytes));
                             }

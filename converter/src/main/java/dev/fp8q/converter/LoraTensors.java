@@ -13,10 +13,12 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.List;
 import java.util.Queue;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Supplier;
 
 /**
  * The tensors LoRAs change, merged in float64 rows at a time across the pool's workers and rounded once: a weight
@@ -48,16 +50,25 @@ final class LoraTensors {
     /** Buffers of bufferBytes, reused: a fresh one per target cost its zeroing and page faults every time. */
     private final ConcurrentLinkedQueue<MemorySegment> free = new ConcurrentLinkedQueue<>();
 
-    /** Where the weights it takes are merged instead of the pool's cores (null: none). */
-    private final MergeDevice device;
+    /** Where the weights it takes are merged instead of the pool's cores (gives null: none); may still be opening. */
+    private final Supplier<MergeDevice> device;
+    /** The device's buffers, allocated ahead (none without a device). */
+    private final CompletableFuture<Void> prefilled;
 
-    LoraTensors(ForkJoinPool pool, LoraMerge merge, long largestTargetBytes, MergeDevice device) {
+    LoraTensors(ForkJoinPool pool, LoraMerge merge, long largestTargetBytes, Supplier<MergeDevice> device) {
         this.pool = pool;
         this.merge = merge;
-        this.device = device;
+        this.device = device != null ? device : () -> null;
         this.bufferBytes = Math.max(64, largestTargetBytes);
         this.lanes = (int) Math.clamp(BUDGET / bufferBytes, 1, MAX_LANES);
         this.slots = new Semaphore(lanes);
+        // a GPU's pinned buffers take ~0.1 s each to allocate: done as soon as it opens, before the first merge
+        this.prefilled = merge.isEmpty() ? CompletableFuture.completedFuture(null) : CompletableFuture.runAsync(() -> {
+            MergeDevice d = this.device.get();
+            for (int i = 0; d != null && i < lanes; i++) {
+                free.add(d.allocate(bufferBytes));
+            }
+        }, r -> Thread.ofVirtual().start(r));
     }
 
     /** Merged weights take the F32 kernel: its warm-up, started before the first one (once per process). */
@@ -112,8 +123,10 @@ final class LoraTensors {
 
         private Merged(long bytes) throws InterruptedException {
             slots.acquire();
+            prefilled.join();
             MemorySegment b = free.poll();
-            buffer = b != null ? b : device != null ? device.allocate(bufferBytes) : Arena.ofAuto().allocate(bufferBytes, 64);
+            MergeDevice d = device.get();
+            buffer = b != null ? b : d != null ? d.allocate(bufferBytes) : Arena.ofAuto().allocate(bufferBytes, 64);
             values = buffer.asSlice(0, bytes);
         }
 
@@ -128,7 +141,8 @@ final class LoraTensors {
     Merged float32(Checkpoint.Tensor t) throws Exception {
         List<LoraMerge.Delta> deltas = merge.deltas(t.name());
         DeltaMerger m = new DeltaMerger(t, deltas);
-        boolean offloaded = device != null && device.takes(t, deltas);
+        MergeDevice d = device.get();
+        boolean offloaded = d != null && d.takes(t, deltas);
         Trace.mark(t.name(), "factors");
         Merged out = new Merged(4 * t.entry().numel());
         Trace.mark(t.name(), "buffer");
@@ -140,8 +154,8 @@ final class LoraTensors {
         }
         try {
             if (offloaded) {
-                device.float32(t, deltas, out.values);
-                spotCheck(m, t.name(), out.values);
+                d.float32(t, deltas, out.values);
+                spotCheck(m, t.name(), out.values, d);
             } else {
                 forRows(m, (from, vals, n) -> MemorySegment.copy(float32(vals, n), 0, out.values, Elements.FLOAT,
                         from * m.cols() * 4, n));
@@ -171,7 +185,7 @@ final class LoraTensors {
      * The device's first and last four rows against the CPU's (the register blocks and the column tail of
      * {@link DeltaMerger}, so both of its paths): equal bits, or the conversion stops.
      */
-    private void spotCheck(DeltaMerger m, String name, MemorySegment got) throws ConvertException {
+    private static void spotCheck(DeltaMerger m, String name, MemorySegment got, MergeDevice device) throws ConvertException {
         long rows = m.rows();
         for (long from : new long[] {0, Math.max(0, rows - 4)}) {
             long to = Math.min(rows, from + 4);

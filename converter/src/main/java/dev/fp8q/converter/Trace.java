@@ -3,7 +3,7 @@ package dev.fp8q.converter;
 import java.lang.management.ManagementFactory;
 
 /** With -Dfp8q.trace=true, one stderr line per phase of a conversion, in seconds since the JVM started. */
-final class Trace {
+public final class Trace {
 
     private static final boolean ON = Boolean.getBoolean("fp8q.trace");
     private static final long ORIGIN = ON ? System.nanoTime() - ManagementFactory.getRuntimeMXBean().getUptime() * 1_000_000 : 0;
@@ -11,13 +11,13 @@ final class Trace {
     private Trace() {}
 
     /** "subject: what", joined only when tracing. */
-    static void mark(String subject, String what) {
+    public static void mark(String subject, String what) {
         if (ON) {
             mark(subject + ": " + what);
         }
     }
 
-    static void mark(String what) {
+    public static void mark(String what) {
         if (ON) {
             System.err.printf("fp8q-trace %7.3f s  %s%n", (System.nanoTime() - ORIGIN) / 1e9, what);
         }

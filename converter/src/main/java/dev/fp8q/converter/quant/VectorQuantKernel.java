@@ -68,6 +68,13 @@ public final class VectorQuantKernel implements QuantKernel {
         Thread.ofPlatform().daemon().name("fp8q-kernel-warm-up").start(() -> warmUp(copy, dtype));
     }
 
+    /** Waits up to ms for {@link #ready()} (false at once where no warm-up runs). */
+    public static void awaitReady(long ms) throws InterruptedException {
+        for (long end = System.nanoTime() + ms * 1_000_000; !ready && WARMING.get() && System.nanoTime() < end; ) {
+            Thread.sleep(2);
+        }
+    }
+
     /** True once the warm-up has seen the compiled kernel run fast. */
     public static boolean ready() {
         return ready;
@@ -93,6 +100,7 @@ public final class VectorQuantKernel implements QuantKernel {
                 fast = System.nanoTime() - t0 < n ? fast + 1 : 0; // under 1 ns per element
                 ready = fast == 3;
             }
+            dev.fp8q.converter.Trace.mark("kernel warm-up (" + dtype + ") " + (ready ? "ready" : "gave up"));
         } catch (IOException | RuntimeException e) {
             // no warm-up: the scalar kernel does the work, with the same bytes and figures
         } finally {

@@ -102,7 +102,7 @@ public final class CudaDevice implements AutoCloseable {
         int capability = major[0] * 10 + minor[0];
         if (capability < MIN_CAPABILITY) {
             throw new GpuUnavailableException(name + " has compute capability " + major[0] + "." + minor[0]
-                    + "; FP8 tensor cores need 8.9 or newer");
+                    + "; FP8 tensor cores need 8.9 or newer", true);
         }
         long[] mem = new long[1];
         cuDeviceTotalMem(mem, dev);
@@ -114,7 +114,7 @@ public final class CudaDevice implements AutoCloseable {
             cuModuleLoadData(module, Ptx.load().forDriver());
         } catch (CudaException e) {
             cuDevicePrimaryCtxRelease(dev);
-            throw new GpuUnavailableException(name + " did not load fp8q's PTX (" + firstLine(e) + ")");
+            throw new GpuUnavailableException(name + " did not load fp8q's PTX (" + firstLine(e) + ")", true);
         }
         return new CudaDevice(dev, ctx, module, name, capability, mem[0]);
     }

@@ -53,7 +53,7 @@ public final class CudaLoraMerge implements MergeDevice {
             if (e.getCause() instanceof GpuUnavailableException g) {
                 throw g;
             }
-            throw new GpuUnavailableException("the GPU did not open (" + e.getCause() + ")");
+            throw new GpuUnavailableException("the GPU did not open (" + e.getCause() + ")", true);
         } catch (InterruptedException e) {
             thread.shutdownNow();
             Thread.currentThread().interrupt();
@@ -62,7 +62,7 @@ public final class CudaLoraMerge implements MergeDevice {
         List<String> failures = merge.selfCheck();
         if (!failures.isEmpty()) {
             merge.close();
-            throw new GpuUnavailableException(merge.describe() + " merges unlike the CPU (" + failures.getFirst() + ")");
+            throw new GpuUnavailableException(merge.describe() + " merges unlike the CPU (" + failures.getFirst() + ")", true);
         }
         return merge;
     }
