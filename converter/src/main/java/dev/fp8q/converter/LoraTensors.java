@@ -25,7 +25,8 @@ import java.util.function.Supplier;
  * to quantize becomes float32 in an off-heap buffer that then takes the converter's ordinary F32 path (scale and
  * encode unchanged); a kept tensor is rounded straight to its output dtype and written. Merged float32 buffers
  * (each the size of the largest target) are pooled within a budget ({@link #BUDGET}), or one buffer when a target
- * is larger, so tensors converted in parallel never hold more than that at once.
+ * is larger, so tensors converted in parallel never hold more than that at once. With a {@link MergeDevice} (a GPU),
+ * the weights to quantize that it takes are merged there instead, into its buffers (pinned memory), to the same bits.
  */
 final class LoraTensors {
 

@@ -7,7 +7,7 @@ import java.util.List;
 /**
  * A device other than the CPU's cores that merges a target exactly as {@link DeltaMerger} does (the same float64
  * operations in the same order, one rounding to float32), so the bytes written never depend on where a merge ran.
- * One caller at a time.
+ * Callers may be any threads.
  */
 public interface MergeDevice extends AutoCloseable {
 
