@@ -13,7 +13,7 @@ public final class CudaKernels {
             "quantize_f32_e4m3", "f32_to_bf16", "e4m3_to_bf16", "e4m3_to_f32", "gemm_bf16_tc", "gemm_e4m3_tc", "gemm_f32",
             "softmax_rows", "layer_norm_rows", "rms_norm_rows", "modulate", "gated_add", "gelu_tanh", "rope3d");
 
-    private static final int THREADS = 256;
+    static final int THREADS = 256;
     private static final int TC_TILE = 128;
     private static final int F32_TILE = 64;
 
@@ -27,7 +27,8 @@ public final class CudaKernels {
         return gpu;
     }
 
-    private static int grid(long n) {
+    /** Blocks of THREADS for a grid-stride loop over n elements (at most 8192). */
+    static int grid(long n) {
         return (int) Math.max(1, Math.min((n + THREADS - 1) / THREADS, 8192));
     }
 

@@ -26,8 +26,9 @@ import java.util.concurrent.Executors;
 public final class CudaLoraMerge implements MergeDevice {
 
     public static final List<String> KERNELS = List.of("widen_f64", "dense_add_f64", "lowrank_add_f64", "f64_to_f32");
-    private static final int THREADS = 256;
     private static final int TILE = 64;
+    /** lowrank_add_f64's CTA: 16 x 16 threads of 4 x 4 values (its __launch_bounds__). */
+    private static final int TILE_THREADS = 256;
     private static final int MAX_GRID_Y = 65535;
 
     private final CudaDevice gpu;
@@ -197,15 +198,15 @@ public final class CudaLoraMerge implements MergeDevice {
                     case LoraMerge.LowRank lr -> {
                         DeviceBuffer up = wide(held, lr.up());
                         DeviceBuffer down = wide(held, lr.down());
-                        gpu.launch("lowrank_add_f64", (cols + TILE - 1) / TILE, (rows + TILE - 1) / TILE, 1, THREADS,
+                        gpu.launch("lowrank_add_f64", (cols + TILE - 1) / TILE, (rows + TILE - 1) / TILE, 1, TILE_THREADS,
                                 new Args().buf(acc).buf(up).buf(down).i(rows).i(cols).i(lr.rank()).d(lr.scale()));
                     }
-                    case LoraMerge.Full f -> gpu.launch("dense_add_f64", grid(n), 1, 1, THREADS, new Args().buf(acc)
+                    case LoraMerge.Full f -> gpu.launch("dense_add_f64", CudaKernels.grid(n), 1, 1, CudaKernels.THREADS, new Args().buf(acc)
                             .buf(hold(held, gpu.upload(f.diff().data()))).i(code(f.diff().entry().dtype())).l(n).d(f.strength()));
                 }
             }
             DeviceBuffer f32 = hold(held, gpu.alloc(4 * n));
-            gpu.launch("f64_to_f32", grid(n), 1, 1, THREADS, new Args().buf(acc).l(n).buf(f32));
+            gpu.launch("f64_to_f32", CudaKernels.grid(n), 1, 1, CudaKernels.THREADS, new Args().buf(acc).l(n).buf(f32));
             gpu.downloadInto(f32, out);
         } finally {
             held.forEach(DeviceBuffer::close);
@@ -220,16 +221,12 @@ public final class CudaLoraMerge implements MergeDevice {
     }
 
     private void widen(DeviceBuffer raw, DType dtype, long n, DeviceBuffer out) {
-        gpu.launch("widen_f64", grid(n), 1, 1, THREADS, new Args().buf(raw).i(code(dtype)).l(n).buf(out));
+        gpu.launch("widen_f64", CudaKernels.grid(n), 1, 1, CudaKernels.THREADS, new Args().buf(raw).i(code(dtype)).l(n).buf(out));
     }
 
     private static DeviceBuffer hold(List<DeviceBuffer> held, DeviceBuffer b) {
         held.add(b);
         return b;
-    }
-
-    private static int grid(long n) {
-        return (int) Math.max(1, Math.min((n + THREADS - 1) / THREADS, 8192));
     }
 
     private interface Call<T> {
